@@ -1,0 +1,5 @@
+import sys
+
+from stylefa.cli import main
+
+sys.exit(main())

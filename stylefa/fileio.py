@@ -1,0 +1,108 @@
+"""Atomic file output: a reader never sees a half-written file.
+
+Everything is written to a temporary sibling and moved into place with ``os.replace``,
+which is atomic on POSIX file systems, so a job killed mid-write leaves the previous
+version (or nothing) behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from stylefa.errors import InputError
+
+
+def _check_parent_writable(path: Path) -> None:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder ({exc.strerror})", parent) from None
+    if not os.access(parent, os.W_OK):
+        raise InputError("output folder is not writable", parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    ``suffix`` defaults to the target's own suffix so libraries that infer the
+    format from the extension (nibabel, PIL, numpy) still do the right thing.
+    """
+    path = Path(path)
+    _check_parent_writable(path)
+    suffix = "".join(path.suffixes) if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it replaces ``path``."""
+    path = Path(path)
+    _check_parent_writable(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def fa_to_uint8(fa: np.ndarray) -> np.ndarray:
+    """FA in [0, 1] to 8-bit grey levels: pixel = round(clip(FA, 0, 1) * 255)."""
+    return np.rint(np.clip(fa, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_png_gray(path: str | os.PathLike, fa: np.ndarray) -> None:
+    """Write a 2-D FA array as an 8-bit grayscale PNG."""
+    from PIL import Image
+
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(fa_to_uint8(np.asarray(fa))).save(tmp, format="PNG")

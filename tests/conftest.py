@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STYLEFA_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout (real data and reference tensors)."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: real-data and golden tests need ../shared beside the checkout")
+    return SHARED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    # CI has 2 cores; more intra-op threads than that only adds contention.
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -1,0 +1,151 @@
+"""``FADataset``: a prepared dataset folder as a PyTorch dataset.
+
+Images are memory-mapped (``images.npy``), so a dataset of thousands of 256x256 slices
+costs no RAM until items are read, and the map is opened lazily in each DataLoader
+worker rather than pickled into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.errors import InputError
+
+SPLIT_CHOICES = ("train", "val", "test", "all")
+
+
+def read_dataset_json(root: Path) -> dict:
+    from stylefa.data.prepare import DATASET_FORMAT
+
+    path = root / "dataset.json"
+    if not root.is_dir():
+        raise InputError("dataset folder not found", root)
+    if not path.is_file():
+        raise InputError("not a stylefa dataset (no dataset.json); make one with `stylefa prepare`", root)
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"dataset.json is not valid JSON ({exc})", path) from None
+    if not isinstance(meta, dict) or meta.get("format") != DATASET_FORMAT:
+        raise InputError(f"dataset.json is not a {DATASET_FORMAT} description", path)
+    return meta
+
+
+def read_slice_rows(root: Path) -> list[dict]:
+    path = root / "slices.csv"
+    if not path.is_file():
+        raise InputError("slices.csv is missing", path)
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["index"] = int(row["index"])
+        row["level"] = int(row["level"])
+        row["z_mm"] = float(row["z_mm"])
+        row["label"] = int(row["label"]) if row["label"] != "" else None
+        row["session"] = row["session"] or None
+    return rows
+
+
+class FADataset:
+    """Slices of one split: ``(image [1, R, R] in [-1, 1], label [label_dim])`` per item.
+
+    ``image = 2 * FA - 1`` as StyleGAN2 expects; ``fa(idx)`` gives FA in [0, 1] and
+    ``mask(idx)`` the brain mask. With ``xflip=True`` the dataset doubles: items
+    ``len/2..len-1`` are the left-right mirrored copies of items ``0..len/2-1``, as in the
+    reference implementation's ``--mirror``.
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str = "train", xflip: bool = False):
+        if split not in SPLIT_CHOICES:
+            raise InputError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
+        self.root = Path(path)
+        self.info = read_dataset_json(self.root)
+        self.split = split
+        self.xflip = bool(xflip)
+        rows = read_slice_rows(self.root)
+        self._rows = [row for row in rows if split == "all" or row["split"] == split]
+        if not self._rows:
+            raise InputError(f"split {split!r} is empty", self.root)
+        self._indices = np.array([row["index"] for row in self._rows], dtype=np.int64)
+        self.resolution = int(self.info["resolution"])
+        self.num_channels = int(self.info.get("num_channels", 1))
+        self.label_dim = int(self.info.get("labels", {}).get("label_dim", 0))
+        self._images = None
+        self._masks = None
+        self._check_files(len(rows))
+
+    def _check_files(self, num_rows: int) -> None:
+        images = self._open("images")
+        expected = (num_rows, self.num_channels, self.resolution, self.resolution)
+        if images.shape != expected or images.dtype != np.float32:
+            raise InputError(f"images.npy has shape {images.shape} {images.dtype}, expected {expected} float32",
+                             self.root / "images.npy")
+
+    def _open(self, kind: str) -> np.ndarray:
+        attribute = f"_{kind}"
+        if getattr(self, attribute) is None:
+            path = self.root / self.info.get("files", {}).get(kind, f"{kind}.npy")
+            if not path.is_file():
+                raise InputError(f"{path.name} is missing", path)
+            setattr(self, attribute, np.load(path, mmap_mode="r", allow_pickle=False))
+        return getattr(self, attribute)
+
+    def __getstate__(self):
+        # DataLoader workers re-open the memory maps instead of receiving copies.
+        state = dict(self.__dict__)
+        state["_images"] = None
+        state["_masks"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self._rows) * (2 if self.xflip else 1)
+
+    def _resolve(self, idx: int) -> tuple[int, bool]:
+        n = len(self._rows)
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for {len(self)} items")
+        return (idx - n, True) if idx >= n else (idx, False)
+
+    def fa(self, idx: int) -> np.ndarray:
+        """FA of item ``idx`` in [0, 1], float32 ``[C, R, R]``."""
+        row, flipped = self._resolve(idx)
+        image = np.array(self._open("images")[self._indices[row]], dtype=np.float32)
+        return image[..., ::-1].copy() if flipped else image
+
+    def mask(self, idx: int) -> np.ndarray:
+        """Brain mask of item ``idx``: bool ``[R, R]``."""
+        row, flipped = self._resolve(idx)
+        mask = np.array(self._open("masks")[self._indices[row]], dtype=bool)
+        return mask[..., ::-1].copy() if flipped else mask
+
+    def label(self, idx: int) -> np.ndarray:
+        """One-hot float32 label ``[label_dim]`` (empty when the dataset is unconditional)."""
+        row, _ = self._resolve(idx)
+        onehot = np.zeros(self.label_dim, dtype=np.float32)
+        if self.label_dim:
+            onehot[self._rows[row]["label"]] = 1.0
+        return onehot
+
+    @property
+    def metadata(self) -> list[dict]:
+        """Per item: key, subject, session, split, level, z_mm, label, source, xflip."""
+        items = [dict(row, xflip=False) for row in self._rows]
+        if self.xflip:
+            items += [dict(row, xflip=True) for row in self._rows]
+        return items
+
+    def subjects(self) -> list[str]:
+        return sorted({row["subject"] for row in self._rows})
+
+    def __getitem__(self, idx: int):
+        import torch
+
+        image = torch.from_numpy(self.fa(idx)) * 2.0 - 1.0
+        return image, torch.from_numpy(self.label(idx))

@@ -1,0 +1,514 @@
+"""FA NIfTI files -> one dataset folder of axial slices (``stylefa prepare``).
+
+Per subject: load and validate the FA map, reorient to RAS, optionally register it
+rigidly to the template, sample the configured world-z levels on the fixed in-plane grid
+(``stylefa.data.slices``) and derive a brain mask per slice. Subjects are processed by a
+pool of worker processes, each writing a small per-subject shard into a work folder
+beside the output (``.<name>.partial/``), so memory stays constant in the number of
+subjects and an interrupted run resumes where it stopped. Finalising copies the shards
+into memory-mappable arrays inside a temporary folder that is renamed onto the output
+only when everything is written (``stylefa.fileio.atomic_dir``).
+
+Dataset layout (see docs/data.md):
+
+- ``images.npy``  float32 ``[N, 1, R, R]``, FA in [0, 1] (never quantised)
+- ``masks.npy``   bool ``[N, R, R]``, brain mask per slice
+- ``slices.csv``  one row per slice: index, key, subject, session, split, level, z_mm, label, source
+- ``dataset.json`` grid, levels, splits, seed, registration, template, version, subjects
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.data.slices import SliceGrid, check_levels_inside, sample_axial_slices, threshold_masks
+from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
+from stylefa.errors import InputError
+
+DATASET_FORMAT = "stylefa-fa-slices"
+DATASET_FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+LABEL_KINDS = ("none", "level")
+OUTPUT_FORMATS = ("stylefa", "nvlabs-zip")
+DEFAULT_MASK_THRESHOLD = 0.05
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything that decides the content of a prepared dataset."""
+
+    grid: SliceGrid = field(default_factory=SliceGrid)
+    register: bool = False
+    template: str | None = None  # FA template for --register; None = the packaged default
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD
+    sibling_masks: bool = True  # use X_brainmask.nii.gz beside X_FA.nii.gz when present
+    labels: str = "none"  # "level": class label = slice level index (conditional GAN)
+    formats: tuple[str, ...] = ("stylefa",)
+    workers: int = 1
+    skip_bad: bool = False
+
+    def __post_init__(self):
+        fractions = tuple(float(f) for f in self.split_fractions)
+        if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+            raise InputError(f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}")
+        if self.labels not in LABEL_KINDS:
+            raise InputError(f"labels must be one of {', '.join(LABEL_KINDS)}, got {self.labels!r}")
+        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        if unknown:
+            raise InputError(f"unknown output format(s) {unknown}; choose from {', '.join(OUTPUT_FORMATS)}")
+        if self.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {self.workers}")
+        if not 0.0 <= self.mask_threshold < 1.0:
+            raise InputError(f"mask threshold must lie in [0, 1), got {self.mask_threshold:g}")
+
+    def to_dict(self) -> dict:
+        return {
+            "grid": self.grid.to_dict(),
+            "register": self.register,
+            "template": self.template,
+            "split_fractions": list(self.split_fractions),
+            "seed": self.seed,
+            "mask_threshold": self.mask_threshold,
+            "sibling_masks": self.sibling_masks,
+            "labels": self.labels,
+            "formats": list(self.formats),
+            "workers": self.workers,
+            "skip_bad": self.skip_bad,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PrepareConfig":
+        return cls(
+            grid=SliceGrid.from_dict(data["grid"]),
+            register=bool(data["register"]),
+            template=data.get("template"),
+            split_fractions=tuple(float(f) for f in data["split_fractions"]),
+            seed=int(data["seed"]),
+            mask_threshold=float(data["mask_threshold"]),
+            sibling_masks=bool(data["sibling_masks"]),
+            labels=str(data["labels"]),
+            formats=tuple(data["formats"]),
+            workers=int(data["workers"]),
+            skip_bad=bool(data["skip_bad"]),
+        )
+
+    def shard_fingerprint(self, template_path: Path | None) -> dict:
+        """The settings a per-subject shard depends on (resume reuses shards only if equal)."""
+        return {
+            "grid": self.grid.to_dict(),
+            "register": self.register,
+            "template": None if template_path is None else _file_identity(template_path),
+            "mask_threshold": self.mask_threshold,
+            "sibling_masks": self.sibling_masks,
+            "shard_version": 1,
+        }
+
+
+@dataclass(frozen=True)
+class BadSubject:
+    path: Path
+    problem: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+class BadSubjectsError(InputError):
+    """Some inputs could not be used; the message lists each on its own line."""
+
+    def __init__(self, bad: list[BadSubject], good: int):
+        first, rest = bad[0], bad[1:]
+        lines = [
+            f"{first.problem} ({len(bad)} bad input(s), {good} good; pass --skip-bad to continue with the good ones)"
+        ]
+        lines += [item.line() for item in rest]
+        super().__init__("\n".join(lines), first.path)
+        self.bad = bad
+
+
+def _file_identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def resolve_template(config: PrepareConfig) -> Path | None:
+    """The template file registration uses, or None without --register."""
+    if not config.register:
+        return None
+    from stylefa.data.template import find_template
+
+    # --template, else $STYLEFA_TEMPLATE / installed / cached copy; never downloads.
+    return Path(find_template(config.template))
+
+
+# ----------------------------------------------------------------------------- per subject
+
+
+@dataclass(frozen=True)
+class SubjectTask:
+    subject: SubjectInput
+    shard_dir: Path
+    grid: SliceGrid
+    template_path: Path | None
+    mask_threshold: float
+    sibling_masks: bool
+
+
+def _shard_paths(shard_dir: Path, key: str) -> tuple[Path, Path, Path]:
+    return shard_dir / f"{key}.images.npy", shard_dir / f"{key}.masks.npy", shard_dir / f"{key}.json"
+
+
+def _load_template(path: Path):
+    from stylefa.data.nifti import canonical, load_fa
+
+    return canonical(load_fa(path))
+
+
+def _register(volume, template_path: Path):
+    """(affine that places the subject's voxels in template world, registration metrics).
+
+    ``register_rigid`` returns the matrix template-world -> subject-world; folding its
+    inverse into the subject's affine lets the slicer sample the original voxels directly,
+    so registered data is interpolated once, not twice (no intermediate template-grid copy).
+    """
+    from stylefa.data.register import RegistrationConfig, register_rigid
+
+    template = _cached_template(template_path)
+    # The resampled copy register_rigid also returns is not used here: a coarse output grid
+    # keeps that step cheap.
+    config = RegistrationConfig(output_resolution_mm=RegistrationConfig().working_resolution_mm)
+    result = register_rigid(volume, template, config)
+    affine = np.linalg.inv(np.asarray(result.matrix, dtype=np.float64)) @ volume.affine
+    return affine, dict(result.metrics)
+
+
+_TEMPLATE_CACHE: dict[Path, object] = {}  # per process: workers load the template once
+
+
+def _cached_template(path: Path):
+    if path not in _TEMPLATE_CACHE:
+        _TEMPLATE_CACHE.clear()
+        _TEMPLATE_CACHE[path] = _load_template(path)
+    return _TEMPLATE_CACHE[path]
+
+
+def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Load, (register), sample and mask one subject: (FA [S,R,R], masks [S,R,R], info)."""
+    from stylefa.data.nifti import canonical, load_fa, load_volume
+
+    path = task.subject.path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = load_fa(path)
+    volume = canonical(raw)
+    notes = [str(w.message) for w in caught]
+    affine, registration = volume.affine, None
+    if task.template_path is not None:
+        affine, registration = _register(volume, task.template_path)
+    check_levels_inside(volume.data.shape, affine, task.grid.levels_mm, path)
+    fa = np.clip(sample_axial_slices(volume.data, affine, task.grid), 0.0, 1.0)
+    empty = [z for z, plane in zip(task.grid.levels_mm, fa) if not np.any(plane > 0)]
+    if empty:
+        raise InputError(
+            f"no brain (FA > 0) on the slice(s) at z = {', '.join(f'{z:g}' for z in empty[:4])} mm "
+            "of the fixed in-plane field of view; is the map in template space (else use --register)?",
+            path,
+        )
+    mask_path = find_sibling_mask(path) if task.sibling_masks else None
+    if mask_path is not None:
+        mask_volume = load_volume(mask_path, name="mask", allow_empty=True)
+        if mask_volume.shape != raw.shape or not np.allclose(mask_volume.affine, raw.affine, atol=1e-3):
+            raise InputError(f"brain mask {mask_path.name} is not on the FA map's voxel grid", mask_path)
+        # Same reorientation and registration as the FA map: same voxel -> world placement.
+        mask_data = canonical(mask_volume).data > 0
+        masks = sample_axial_slices(mask_data.astype(np.float32), affine, task.grid) >= 0.5
+        mask_source = str(mask_path)
+    else:
+        masks = threshold_masks(fa, task.mask_threshold)
+        mask_source = f"FA > {task.mask_threshold:g}, holes filled"
+    info = {
+        "key": task.subject.key,
+        "subject": task.subject.subject,
+        "session": task.subject.session,
+        "source": str(path),
+        "source_identity": _file_identity(path),
+        "registered": task.template_path is not None,
+        "registration": registration,
+        "mask_source": mask_source,
+        "notes": notes,
+    }
+    return fa.astype(np.float32), masks, info
+
+
+def process_subject(task: SubjectTask) -> dict:
+    """Slice one subject into its shard (reusing a finished shard); return its info or error.
+
+    Runs in a worker process: user errors come back as data so one bad file does not
+    stop the others.
+    """
+    from stylefa.fileio import write_json, write_npy
+
+    images_path, masks_path, info_path = _shard_paths(task.shard_dir, task.subject.key)
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info.get("source_identity") == _file_identity(task.subject.path) and images_path.is_file():
+            return {"ok": True, "info": info, "reused": True}
+    try:
+        fa, masks, info = slice_subject(task)
+    except InputError as exc:
+        return {"ok": False, "path": str(exc.path or task.subject.path), "problem": exc.problem}
+    write_npy(images_path, fa)
+    write_npy(masks_path, masks)
+    write_json(info_path, info)  # last: its presence marks the shard complete
+    return {"ok": True, "info": info, "reused": False}
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def split_counts(num_subjects: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Subjects per split: floors of n*fraction, the remainder to the largest fractional parts."""
+    exact = np.asarray(fractions, dtype=float) * num_subjects
+    counts = np.floor(exact + 1e-9).astype(int)
+    remainder = num_subjects - int(counts.sum())
+    order = np.argsort(-(exact - counts), kind="stable")
+    for index in order[:remainder]:
+        counts[index] += 1
+    return int(counts[0]), int(counts[1]), int(counts[2])
+
+
+def assign_splits(subject_ids: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Subject id -> split: a seeded permutation of the sorted ids, cut by ``split_counts``."""
+    unique = sorted(set(subject_ids))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_train, n_val, _ = split_counts(len(unique), fractions)
+    result = {}
+    for rank, index in enumerate(order):
+        split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+        result[unique[index]] = split
+    return result
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _work_dir(output: Path) -> Path:
+    return output.with_name(f".{output.name}.partial")
+
+
+def _check_output(output: Path) -> None:
+    if output.exists():
+        if not output.is_dir() or not (output / "dataset.json").is_file():
+            raise InputError("output exists and is not a stylefa dataset; choose a new path", output)
+        try:
+            fmt = json.loads((output / "dataset.json").read_text()).get("format")
+        except (OSError, ValueError):
+            fmt = None
+        if fmt != DATASET_FORMAT:
+            raise InputError("output exists and is not a stylefa dataset; choose a new path", output)
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder ({exc.strerror})", parent) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("output folder is not writable", parent)
+
+
+def _prepare_work_dir(work: Path, fingerprint: dict) -> None:
+    marker = work / "fingerprint.json"
+    if work.is_dir():
+        try:
+            same = json.loads(marker.read_text()) == fingerprint
+        except (OSError, ValueError):
+            same = False
+        if not same:  # shards made with other settings are useless
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        from stylefa.fileio import write_json
+
+        write_json(marker, fingerprint)
+
+
+def _run_tasks(tasks: list[SubjectTask], workers: int) -> list[dict]:
+    from tqdm import tqdm
+
+    results = []
+    progress = tqdm(total=len(tasks), desc="prepare", unit="subject", disable=None)
+    try:
+        if workers == 1 or len(tasks) <= 1:
+            for task in tasks:
+                results.append(process_subject(task))
+                progress.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a forked child of a process that already runs torch/OpenMP threads can hang.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                for result in pool.map(process_subject, tasks, chunksize=1):
+                    results.append(result)
+                    progress.update(1)
+    finally:
+        progress.close()
+    return results
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    output: Path
+    num_images: int
+    num_subjects: int
+    skipped: list[BadSubject]
+
+
+def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, config: PrepareConfig) -> PrepareResult:
+    """Build the dataset folder ``output`` from FA maps (files, folders or globs)."""
+    output = Path(output)
+    subjects = discover_inputs(inputs)
+    template_path = resolve_template(config)
+    _check_output(output)
+    work = _work_dir(output)
+    _prepare_work_dir(work, config.shard_fingerprint(template_path))
+    tasks = [
+        SubjectTask(
+            subject=s,
+            shard_dir=work,
+            grid=config.grid,
+            template_path=template_path,
+            mask_threshold=config.mask_threshold,
+            sibling_masks=config.sibling_masks,
+        )
+        for s in subjects
+    ]
+    results = _run_tasks(tasks, config.workers)
+    bad = [BadSubject(Path(r["path"]), r["problem"]) for r in results if not r["ok"]]
+    good = [r["info"] for r in results if r["ok"]]
+    if bad and not config.skip_bad:
+        raise BadSubjectsError(bad, len(good))
+    if not good:
+        raise BadSubjectsError(bad, 0) if bad else InputError("no usable inputs")
+    if bad:
+        from tqdm import tqdm
+
+        for item in bad:
+            tqdm.write(f"stylefa prepare: skipped {item.line()}")
+    _finalize(output, work, good, bad, config, template_path)
+    shutil.rmtree(work, ignore_errors=True)
+    return PrepareResult(
+        output=output,
+        num_images=len(good) * config.grid.num_slices,
+        num_subjects=len({info["subject"] for info in good}),
+        skipped=bad,
+    )
+
+
+def _apply_umask(folder: Path) -> None:
+    # mkdtemp creates 0700 folders; a dataset is shared like any other output.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+
+
+def _finalize(output: Path, work: Path, good: list[dict], bad: list[BadSubject], config: PrepareConfig,
+              template_path: Path | None) -> None:
+    from stylefa import __version__
+    from stylefa.fileio import atomic_dir
+
+    grid = config.grid
+    good = sorted(good, key=lambda info: info["key"])
+    splits = assign_splits([info["subject"] for info in good], config.split_fractions, config.seed)
+    num_slices = grid.num_slices
+    total = len(good) * num_slices
+    resolution = grid.resolution
+    label_dim = num_slices if config.labels == "level" else 0
+    with atomic_dir(output) as tmp:
+        _apply_umask(tmp)
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.float32,
+                                           shape=(total, 1, resolution, resolution))
+        masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.bool_,
+                                          shape=(total, resolution, resolution))
+        rows = []
+        for subject_index, info in enumerate(good):
+            images_path, masks_path, _ = _shard_paths(work, info["key"])
+            start = subject_index * num_slices
+            images[start:start + num_slices, 0] = np.load(images_path, allow_pickle=False)
+            masks[start:start + num_slices] = np.load(masks_path, allow_pickle=False)
+            for level, z in enumerate(grid.levels_mm):
+                rows.append({
+                    "index": start + level,
+                    "key": info["key"],
+                    "subject": info["subject"],
+                    "session": info["session"] or "",
+                    "split": splits[info["subject"]],
+                    "level": level,
+                    "z_mm": f"{z:.4f}",
+                    "label": level if label_dim else "",
+                    "source": info["source"],
+                })
+        images.flush()
+        masks.flush()
+        del images, masks
+        with open(tmp / "slices.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        counts = {s: {"subjects": 0, "images": 0} for s in SPLITS}
+        for info in good:
+            counts[splits[info["subject"]]]["images"] += num_slices
+        for subject, split in splits.items():
+            counts[split]["subjects"] += 1
+        meta = {
+            "format": DATASET_FORMAT,
+            "format_version": DATASET_FORMAT_VERSION,
+            "stylefa_version": __version__,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "num_images": total,
+            "num_subjects": len(splits),
+            "num_channels": 1,
+            "resolution": resolution,
+            "fov_mm": grid.fov_mm,
+            "pixel_size_mm": grid.pixel_size_mm,
+            "center_mm": list(grid.center_mm),
+            "levels_mm": list(grid.levels_mm),
+            "orientation": "axial; row 0 anterior (world y decreasing down), column world x increasing "
+                           "(subject's left on the image's left: neurological)",
+            "values": "FA in [0, 1], float32, not quantised; models see 2*FA - 1",
+            "interpolation": "trilinear in world (RAS mm) coordinates",
+            "mask": {"method": "sibling brain mask if present, else FA threshold with holes filled",
+                     "threshold": config.mask_threshold},
+            "split": {"fractions": dict(zip(SPLITS, config.split_fractions)), "seed": config.seed,
+                      "by": "subject", "counts": counts},
+            "registration": {"enabled": config.register, "kind": "rigid" if config.register else None,
+                             "template": None if template_path is None else str(template_path.resolve())},
+            "labels": {"kind": config.labels, "label_dim": label_dim},
+            "files": {"images": "images.npy", "masks": "masks.npy", "metadata": "slices.csv"},
+            "subjects": [
+                {"key": i["key"], "subject": i["subject"], "session": i["session"], "split": splits[i["subject"]],
+                 "source": i["source"], "registered": i["registered"], "registration": i.get("registration"),
+                 "mask": i["mask_source"], "notes": i["notes"]}
+                for i in good
+            ],
+            "skipped": [{"source": str(b.path), "problem": b.problem} for b in bad],
+            "config": config.to_dict(),
+        }
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if "nvlabs-zip" in config.formats:
+            from stylefa.data.nvlabs_zip import export_nvlabs_zip
+
+            for split in SPLITS:
+                if counts[split]["images"]:
+                    export_nvlabs_zip(tmp, tmp / f"nvlabs-{split}.zip", split=split)

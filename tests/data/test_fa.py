@@ -91,21 +91,25 @@ def test_cli_fa_writes_fa_and_md_with_auto_mask(tmp_path, capsys):
     from stylefa.cli import main
 
     dwi, bvals, bvecs = synthetic_dwi((1.7e-3, 0.4e-3, 0.2e-3), shape=(12, 12, 12))
-    data = dwi.data.copy()
-    data[:2] = 0  # background for the automatic mask
+    # Voxel-wise S0 (leaves noise-free FA unchanged) and a dim background for the automatic mask.
+    s0 = np.random.default_rng(3).uniform(0.8, 1.2, size=(12, 12, 12, 1))
+    data = (dwi.data * s0).astype(np.float32)
+    data[:3] *= 0.02
     path = tmp_path / "dwi.nii.gz"
     nib.save(nib.Nifti1Image(data, AFFINE), path)
     bval, bvec = write_gradients(tmp_path, bvals, bvecs)
     code = main(["fa", str(path), "--bval", str(bval), "--bvec", str(bvec), "-o", str(tmp_path / "fa.nii.gz"),
                  "--md", str(tmp_path / "md.nii.gz")])
-    out = capsys.readouterr().out
-    assert code == 0 and "automatic brain mask" in out and "clipped 0 FA voxel" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
+    assert "automatic brain mask" in out and "clipped 0 FA voxel" in out
     fa = nib.load(tmp_path / "fa.nii.gz")
     assert fa.shape == (12, 12, 12) and fa.get_data_dtype() == np.float32
     np.testing.assert_allclose(fa.affine, AFFINE)
     np.testing.assert_allclose(fa.get_fdata()[6, 6, 6], closed_form_fa((1.7e-3, 0.4e-3, 0.2e-3)), atol=1e-4)
-    assert fa.get_fdata()[0].max() == 0.0
-    assert nib.load(tmp_path / "md.nii.gz").get_fdata()[6, 6, 6] == pytest.approx(0.77e-3, rel=1e-3)
+    assert fa.get_fdata()[0].max() == 0.0 and fa.get_fdata()[8:].min() > 0.5
+    assert nib.load(tmp_path / "md.nii.gz").get_fdata()[6, 6, 6] == pytest.approx((1.7e-3 + 0.4e-3 + 0.2e-3) / 3, rel=1e-3)
 
 
 def test_cli_mismatch_exits_2_without_output(tmp_path, capsys):

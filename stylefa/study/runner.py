@@ -1,0 +1,83 @@
+"""Resumable projection of the study's targets (one ``.npy`` of FA per target).
+
+Uses ``stylefa.project.projector.project_batch``; each target's trajectory depends only on
+its id and the run seed, so batches can be cut anywhere and a killed run resumes where it
+stopped: finished targets are read back instead of projected again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.errors import InputError
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    fa: np.ndarray  # float32 [R, R], what the projector sees
+    known: np.ndarray | None  # bool [R, R]; None = all pixels known
+    label: np.ndarray | None
+
+
+def check_settings(folder: Path, settings: dict) -> None:
+    """Projections in ``folder`` must come from the same network and settings."""
+    from stylefa.fileio import write_json
+
+    path = folder / "settings.json"
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if previous != json.loads(json.dumps(settings)):
+            raise InputError(
+                "holds projections made with other settings (network, steps, seed or distance); "
+                "use a new --outdir or delete it", folder)
+    else:
+        write_json(path, settings)
+
+
+def project_targets(G, targets: list[Target], config, distance, folder: Path, *, batch_size: int = 8,
+                    device: str = "cpu", w_avg_samples: int = 10000) -> dict[str, np.ndarray]:
+    """FA [R, R] of the projection of every target; projects only those not on disk yet."""
+    import torch
+    from tqdm import tqdm
+
+    from stylefa.fileio import write_npy
+    from stylefa.project.projector import compute_w_stats, frozen_copy, project_batch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, np.ndarray] = {}
+    todo = []
+    for target in targets:
+        path = folder / f"{target.id}.npy"
+        if path.is_file():
+            results[target.id] = np.load(path, allow_pickle=False)
+        else:
+            todo.append(target)
+    if not todo:
+        return results
+    G = frozen_copy(G, device)
+    w_stats = compute_w_stats(G, num_samples=w_avg_samples, seed=config.w_avg_seed, device=device)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    for batch in tqdm(batches, desc="project", unit="batch", disable=None):
+        images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float().to(device)
+        masks = None
+        if any(t.known is not None for t in batch):
+            known = [t.known if t.known is not None else np.ones(t.fa.shape, bool) for t in batch]
+            masks = torch.from_numpy(np.stack(known)[:, None]).to(device)
+        labels = None
+        if G.c_dim:
+            labels = torch.from_numpy(np.stack([t.label for t in batch])).float().to(device)
+        result = project_batch(G, images, distance, config, w_stats, [t.id for t in batch], masks=masks,
+                               labels=labels)
+        fa = ((result.images[:, 0].detach().float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
+        for target, image in zip(batch, fa):
+            write_npy(folder / f"{target.id}.npy", image.astype(np.float32))
+            results[target.id] = image.astype(np.float32)
+    return results

@@ -1,0 +1,379 @@
+"""The projection-accuracy study, end to end.
+
+1. pick slices (a dataset split or FA files), apply each condition (seeded per slice and
+   condition) and place lesion masks on slices with lesion load;
+2. project every modified slice (resumable: ``projections/<target>.npy``);
+3. compare each projection with the unmodified original and with its modified input, on
+   the whole image, inside the brain and in tissue regions (``metrics.csv``); score the
+   difference maps as lesion detectors (``lesion_metrics.csv``);
+4. summary statistics (``summary.json``), figures (``figures/*.png|pdf``) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.errors import InputError
+from stylefa.study.conditions import DEFAULT_CONDITIONS, parse_conditions
+from stylefa.study.lesions import LesionModel
+
+
+@dataclass
+class StudyConfig:
+    network: str
+    data: list[str]
+    outdir: str
+    conditions: str = DEFAULT_CONDITIONS
+    lesions: list[str] = field(default_factory=list)
+    flair: list[str] = field(default_factory=list)  # one per lesion mask, in order; may be shorter
+    synthetic_lesions: bool = False  # a built-in synthetic mask when no --lesions are given
+    split: str = "test"
+    max_slices: int = 8
+    lesion_slices: int = 2  # per lesion mask
+    lesion_reduction: float = 0.4
+    lesion_sigma_mm: float = 1.0
+    steps: int = 1000
+    perceptual: str = "lpips-vgg16"
+    lpips_metric: bool = True  # LPIPS column when the LPIPS-VGG16 weights are available offline
+    batch_size: int = 8
+    w_avg_samples: int = 10000
+    seed: int = 0
+    device: str = "cpu"
+    figure_slices: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyConfig":
+        return cls(**data)
+
+
+@dataclass
+class StudyResult:
+    outdir: Path
+    report: Path
+    metrics_csv: Path
+    summary_json: Path
+    num_projections: int
+
+
+@dataclass
+class Case:
+    """One projected input: a slice under a condition (or a lesion)."""
+
+    target_id: str
+    slice_key: str
+    condition: str
+    original: np.ndarray  # the unmodified FA
+    modified: np.ndarray  # what was projected
+    known: np.ndarray | None
+    removed: np.ndarray | None
+    brain: np.ndarray
+    lesion: np.ndarray | None = None
+    flair: np.ndarray | None = None
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    from stylefa.fileio import write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(path, buffer.getvalue())
+
+
+def _json_safe(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def build_condition_cases(source, items, conditions, seed: int) -> list[Case]:
+    cases = []
+    for item in items:
+        data = source.load(item)
+        for condition in conditions:
+            result = condition.apply(data.fa, condition.rng(seed, item.key))
+            cases.append(Case(
+                target_id=f"{item.key}__{_file_safe(condition.name)}", slice_key=item.key, condition=condition.name,
+                original=data.fa, modified=result.image, known=result.known, removed=result.removed,
+                brain=data.brain))
+    return cases
+
+
+def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int) -> list[Case]:
+    """Each lesion mask goes on one subject (round robin), on its slices with most lesion load."""
+    from stylefa.study.lesions import apply_lesion, check_overlap, min_lesion_pixels, pick_lesion_slices
+
+    subjects: dict[str, list] = {}
+    for item in source.items:
+        subjects.setdefault(item.subject, []).append(item)
+    names = list(subjects)
+    cases = []
+    for index, volume in enumerate(lesion_volumes):
+        items = subjects[names[index % len(names)]]
+        slices = [source.load(item) for item in items]
+        labels = [volume.label_on(s.info.plane) for s in slices]
+        in_brain = np.array([np.count_nonzero(lab & s.brain) for lab, s in zip(labels, slices)])
+        total = sum(int(lab.sum()) for lab in labels)
+        where = volume.path if volume.path is not None else volume.name
+        if total == 0:
+            raise InputError("the lesion mask has no lesion on any slice level of the dataset", where)
+        check_overlap(volume, in_brain.sum() / total, where)
+        min_pixels = min_lesion_pixels(items[0].plane.pixel_size_mm)
+        chosen = pick_lesion_slices(in_brain, per_mask, min_pixels)
+        if not chosen:
+            raise InputError(f"no slice has at least {min_pixels} lesion pixels inside the brain", where)
+        weight3d = volume.weight(model)
+        for k in chosen:
+            s = slices[k]
+            weight = volume.weight_on(s.info.plane, weight3d) * s.brain
+            lesioned = apply_lesion(s.fa, weight, model.reduction)
+            cases.append(Case(
+                target_id=f"{s.info.key}__lesion-{_file_safe(volume.name)}", slice_key=s.info.key,
+                condition=f"lesion:{volume.name}", original=s.fa, modified=lesioned, known=None, removed=None,
+                brain=s.brain, lesion=labels[k] & s.brain, flair=volume.flair_on(s.info.plane)))
+    return cases
+
+
+def _file_safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
+
+
+def load_lesion_inputs(config: StudyConfig):
+    from stylefa.study.lesions import load_lesion_volume, synthetic_lesion_volume
+
+    if len(config.flair) > len(config.lesions):
+        raise InputError(f"{len(config.flair)} FLAIR file(s) for {len(config.lesions)} lesion mask(s); "
+                         "give FLAIRs in the order of their masks")
+    volumes = []
+    for i, path in enumerate(config.lesions):
+        flair = config.flair[i] if i < len(config.flair) else None
+        volumes.append(load_lesion_volume(path, flair))
+    names = [v.name for v in volumes]
+    if len(set(names)) != len(names):
+        raise InputError(f"lesion masks must have distinct name prefixes, got {', '.join(names)}")
+    if not volumes and config.synthetic_lesions:
+        volumes.append(synthetic_lesion_volume(seed=config.seed))
+    return volumes
+
+
+def compute_lpips(distance, cases, projections, device) -> dict[str, dict[str, float]]:
+    """LPIPS of each projection vs original and vs input (whole image, [-1, 1] scale)."""
+    import torch
+
+    out: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        for start in range(0, len(cases), 16):
+            chunk = cases[start : start + 16]
+            proj = torch.from_numpy(np.stack([projections[c.target_id] for c in chunk])[:, None] * 2 - 1).float()
+            for comparison, attr in (("original", "original"), ("input", "modified")):
+                ref = torch.from_numpy(np.stack([getattr(c, attr) for c in chunk])[:, None] * 2 - 1).float()
+                values = distance(proj.to(device), ref.to(device)).double().cpu().numpy()
+                for c, v in zip(chunk, values):
+                    out.setdefault(c.target_id, {})[comparison] = float(v)
+    return out
+
+
+def measure(cases, projections, planes, priors, lpips_values) -> tuple[list[dict], list[dict]]:
+    from stylefa.study.detection import lesion_detection
+    from stylefa.study.tables import image_rows
+
+    rows, lesion_rows = [], []
+    region_cache: dict[str, dict] = {}
+    for case in cases:
+        info = planes[case.slice_key]
+        if case.slice_key not in region_cache:
+            region_cache[case.slice_key] = priors.regions_on(info.plane, case.brain) if priors is not None else {}
+        regions = {"whole": None, "brain": case.brain, **region_cache[case.slice_key]}
+        if case.removed is not None:
+            regions["removed"] = case.removed
+        projection = projections[case.target_id]
+        for comparison, reference in (("original", case.original), ("input", case.modified)):
+            base = {"slice": case.slice_key, "subject": info.subject, "z_mm": info.z_mm,
+                    "condition": case.condition, "comparison": comparison,
+                    "lpips": lpips_values.get(case.target_id, {}).get(comparison, math.nan)}
+            rows.extend(image_rows(base, reference, projection, regions))
+            if case.lesion is not None:
+                det = lesion_detection(projection - reference, case.lesion, case.brain)
+                lesion_rows.append({"slice": case.slice_key, "subject": info.subject, "z_mm": info.z_mm,
+                                    "lesion": case.condition, "lesion_pixels": int(case.lesion.sum()),
+                                    "score_vs": "lesioned input" if comparison == "input" else "un-lesioned original",
+                                    **det.to_dict()})
+    return rows, lesion_rows
+
+
+def _model_card(network: str, provenance) -> str | None:
+    path = Path(network)
+    for name in ("MODEL_CARD.md", "model_card.md", path.stem + ".md"):
+        candidate = path.parent / name
+        if candidate.is_file():
+            return candidate.read_text(errors="replace")
+    extra = getattr(provenance, "extra", None) or {}
+    if "model_card" in extra:
+        card = extra["model_card"]
+        return card if isinstance(card, str) else json.dumps(card, indent=2)
+    if provenance is not None and hasattr(provenance, "to_dict"):
+        return "No model card; checkpoint provenance:\n" + json.dumps(provenance.to_dict(), indent=2, default=str)
+    return None
+
+
+def run_study(config: StudyConfig) -> StudyResult:
+    from stylefa.fileio import write_json, write_text
+    from stylefa.nets.checkpoint import load_networks
+    from stylefa.project.config import ProjectConfig
+    from stylefa.project.perceptual import PerceptualSpec, load_perceptual
+    from stylefa.study.inputs import open_source, spread
+    from stylefa.study.regions import TissuePriors
+    from stylefa.study.report import build_report
+    from stylefa.study.runner import Target, check_settings, project_targets
+    from stylefa.study.tables import LESION_COLUMNS, ROW_COLUMNS, summarize_lesions, summarize_rows
+
+    if config.max_slices < 1:
+        raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
+    if config.batch_size < 1 or config.lesion_slices < 1:
+        raise InputError("--batch-size and --lesion-slices must be >= 1")
+    conditions = parse_conditions(config.conditions)
+    model = LesionModel(config.lesion_reduction, config.lesion_sigma_mm)
+    lesion_volumes = load_lesion_inputs(config)
+    outdir = Path(config.outdir)
+
+    nets = load_networks(config.network, device=config.device)
+    G = nets.get("G_ema") or nets.get("G")
+    if G is None:
+        raise InputError("the checkpoint holds no generator", config.network)
+    source = open_source(config.data, config.split, G.img_resolution)
+    chosen = [source.items[i] for i in spread(config.max_slices, len(source.items))]
+    cases = build_condition_cases(source, chosen, conditions, config.seed)
+    cases += build_lesion_cases(source, lesion_volumes, model, config.lesion_slices)
+    planes = {item.key: item for item in source.items}
+
+    try:
+        project_config = ProjectConfig(steps=config.steps, w_avg_samples=config.w_avg_samples)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    distance = load_perceptual(PerceptualSpec(name=config.perceptual), device=config.device)
+    settings = {"network": str(Path(config.network).resolve()), "project": project_config.to_dict(),
+                "perceptual": distance.record.to_dict(), "seed": config.seed,
+                "lesion_model": model.to_dict()}
+    projection_dir = outdir / "projections"
+    projection_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(projection_dir, settings)
+    targets = [Target(c.target_id, c.modified, c.known, None) for c in cases]
+    if G.c_dim:
+        labels = {item.key: source.load(item).label for item in source.items if item.key in {c.slice_key for c in cases}}
+        targets = [Target(t.id, t.fa, t.known, labels[c.slice_key]) for t, c in zip(targets, cases)]
+    already_done = all((projection_dir / f"{t.id}.npy").is_file() for t in targets)
+    projections = project_targets(G, targets, project_config, distance, projection_dir,
+                                  batch_size=config.batch_size, device=config.device,
+                                  w_avg_samples=config.w_avg_samples)
+
+    notes = []
+    lpips_values: dict = {}
+    perceptual_record = distance.record.to_dict()
+    if config.lpips_metric:
+        try:
+            lpips = distance if config.perceptual == "lpips-vgg16" else load_perceptual(
+                PerceptualSpec(name="lpips-vgg16"), device=config.device)
+            lpips_values = compute_lpips(lpips, cases, projections, config.device)
+            perceptual_record = {"projection": distance.record.to_dict(), "lpips_metric": lpips.record.to_dict()}
+        except InputError as exc:
+            notes.append(f"LPIPS column omitted: {exc}")
+    try:
+        priors = TissuePriors.from_nilearn()
+    except Exception as exc:  # nilearn data missing: regions are optional, say so in the report
+        priors = None
+        notes.append(f"Tissue regions omitted: nilearn MNI templates unavailable ({exc})")
+
+    rows, lesion_rows = measure(cases, projections, planes, priors, lpips_values)
+    metrics_csv = outdir / "metrics.csv"
+    _write_csv(metrics_csv, ROW_COLUMNS, rows)
+    if lesion_rows:
+        _write_csv(outdir / "lesion_metrics.csv", LESION_COLUMNS, lesion_rows)
+    summary = summarize_rows(rows, seed=config.seed)
+    summary["n_slices"] = len(chosen)
+    summary["condition_order"] = [c.name for c in conditions] + sorted({c.condition for c in cases if c.lesion is not None})
+    if lesion_rows:
+        summary["lesions"] = summarize_lesions(lesion_rows, seed=config.seed)
+    summary_json = outdir / "summary.json"
+    write_json(summary_json, _json_safe(summary))
+
+    # Figures depend only on the projections: a resumed run that projected nothing keeps them.
+    figure_items = draw_figures(cases, projections, rows, lesion_rows, outdir / "figures", config.figure_slices,
+                                keep_existing=already_done)
+    card = _model_card(config.network, nets.get("provenance"))
+    html = build_report(title="stylefa projection study", settings={"study": config.to_dict(), **settings},
+                        summary=summary, figures=figure_items, model_card=card, perceptual=perceptual_record,
+                        notes=notes)
+    report = outdir / "report.html"
+    write_text(report, html)
+    return StudyResult(outdir, report, metrics_csv, summary_json, len(projections))
+
+
+def draw_figures(cases, projections, rows, lesion_rows, folder: Path, max_slices: int,
+                 keep_existing: bool = False) -> dict:
+    from stylefa.study import figures as figs
+
+    def draw(function, stem: Path, *args, **kwargs) -> Path:
+        png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+        if keep_existing and png.is_file() and pdf.is_file():
+            return png
+        return function(*args, stem=stem, **kwargs)[0]
+
+    folder.mkdir(parents=True, exist_ok=True)
+    score = {(r["slice"], r["condition"], r["comparison"], r["region"]): r for r in rows}
+    by_slice: dict[str, list[Case]] = {}
+    for case in cases:
+        if case.lesion is None:
+            by_slice.setdefault(case.slice_key, []).append(case)
+    out: dict[str, list] = {"Fig. 1 — projections of unmodified slices": [],
+                            "Fig. 2 — conditions and their projections": [],
+                            "Fig. 3 — lesions": [], "Fig. 4 — distributions per condition": []}
+    for key in list(by_slice)[:max_slices]:
+        slice_cases = by_slice[key]
+        base = next((c for c in slice_cases if c.condition == "none"), slice_cases[0])
+        r = score.get((key, base.condition, "original", "brain"), {})
+        png = draw(figs.projection_panel, folder / f"fig1_{key}", base.original, projections[base.target_id],
+                   title=f"{key} ({base.condition})", ssim=r.get("ssim"), mse=r.get("mse"),
+                   brain=base.brain)
+        out["Fig. 1 — projections of unmodified slices"].append((png, f"{key}: target, projection, signed "
+                                                                 "difference; SSIM/MSE inside the brain"))
+        columns = [{"name": c.condition, "modified": c.modified, "projection": projections[c.target_id],
+                    "ssim": score.get((key, c.condition, "original", "brain"), {}).get("ssim")} for c in slice_cases]
+        png = draw(figs.conditions_panel, folder / f"fig2_{key}", base.original, columns, title=key, brain=base.brain)
+        out["Fig. 2 — conditions and their projections"].append(
+            (png, f"{key}: inputs (top), projections (middle, SSIM vs original inside the brain), "
+                  "projection − unmodified original (bottom)"))
+    lesion_scores = {(r["slice"], r["lesion"], r["score_vs"]): r for r in lesion_rows}
+    for case in [c for c in cases if c.lesion is not None][: 2 * max_slices]:
+        r = lesion_scores.get((case.slice_key, case.condition, "lesioned input"), {})
+        png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{_file_safe(case.condition)}",
+                   case.modified, projections[case.target_id], case.lesion, flair=case.flair,
+                   original=case.original, brain=case.brain, title=f"{case.slice_key} {case.condition}",
+                   scores={"AUROC": r.get("auroc"), "AP": r.get("ap"), "Dice": r.get("dice")})
+        out["Fig. 3 — lesions"].append((png, f"{case.slice_key}, {case.condition}: lesion outline in cyan; "
+                                             "scores of |projection − lesioned input|"))
+    for metric, region in (("ssim", "brain"), ("mse", "brain"), ("ssim", "cortex")):
+        values: dict[str, list[float]] = {}
+        for r in rows:
+            if r["comparison"] == "original" and r["region"] == region:
+                values.setdefault(r["condition"], []).append(r[metric])
+        if any(len(v) for v in values.values()):
+            png = draw(figs.metric_distributions, folder / f"fig4_{metric}_{region}", values,
+                       metric=f"{metric.upper()} ({region}, vs original)")
+            out["Fig. 4 — distributions per condition"].append((png, f"{metric.upper()} inside {region} per condition"))
+    return out

@@ -1,0 +1,81 @@
+"""Lesion-detection scores against scikit-learn and scikit-image."""
+
+import math
+
+import numpy as np
+import pytest
+from skimage.filters import threshold_otsu
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from stylefa.study import detection
+
+
+def _scores(seed, n=2000, ties=False):
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.1
+    s = rng.normal(0, 1, n) + 1.2 * y
+    if ties:
+        s = np.round(s, 1)  # many tied scores
+    return s, y
+
+
+@pytest.mark.parametrize("seed,ties", [(0, False), (1, True), (2, True)])
+def test_auroc_and_ap_match_sklearn(seed, ties):
+    s, y = _scores(seed, ties=ties)
+    assert detection.auroc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert detection.average_precision(s, y) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+def test_within_mask_restricts_pixels():
+    s, y = _scores(3)
+    within = np.arange(s.size) % 3 != 0
+    assert detection.auroc(s, y, within) == pytest.approx(roc_auc_score(y[within], s[within]))
+    assert detection.average_precision(s, y, within) == pytest.approx(
+        average_precision_score(y[within], s[within])
+    )
+
+
+def test_degenerate_cases():
+    assert math.isnan(detection.auroc([0.1, 0.2], [False, False]))
+    assert math.isnan(detection.average_precision([0.1, 0.2], [False, False]))
+    assert detection.auroc([0.0, 1.0], [False, True]) == 1.0
+    assert detection.auroc([1.0, 0.0], [False, True]) == 0.0
+    assert math.isnan(detection.dice(np.zeros(3, bool), np.zeros(3, bool)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_otsu_matches_skimage(seed):
+    rng = np.random.default_rng(seed)
+    values = np.r_[rng.normal(0.05, 0.02, 3000), rng.normal(0.3, 0.05, 300 * (seed + 1))]
+    assert detection.otsu_threshold(values) == pytest.approx(threshold_otsu(values), abs=1e-12)
+    image = rng.random((30, 30)) ** 3
+    assert detection.otsu_threshold(image) == pytest.approx(threshold_otsu(image), abs=1e-12)
+
+
+def test_dice_closed_form():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:4] = True  # 40
+    b[2:6] = True  # 40, overlap 20
+    assert detection.dice(a, b) == pytest.approx(0.5)
+    assert detection.dice(a, a) == 1.0
+
+
+def test_lesion_detection_separates_a_bright_lesion():
+    rng = np.random.default_rng(7)
+    brain = np.zeros((40, 40), bool)
+    brain[5:35, 5:35] = True
+    lesion = np.zeros_like(brain)
+    lesion[15:20, 15:22] = True
+    diff = rng.normal(0, 0.01, brain.shape)
+    diff[lesion] += 0.2
+    result = detection.lesion_detection(diff, lesion, brain)
+    score = np.abs(diff)
+    assert result.auroc == pytest.approx(roc_auc_score(lesion[brain], score[brain]))
+    assert result.average_precision == pytest.approx(average_precision_score(lesion[brain], score[brain]))
+    assert result.threshold == pytest.approx(threshold_otsu(score[brain]))
+    assert result.dice == pytest.approx(
+        detection.dice((score > threshold_otsu(score[brain])) & brain, lesion)
+    )
+    assert result.auroc > 0.99 and result.dice > 0.9
+    assert result.mean_diff_lesion > 10 * result.mean_diff_outside

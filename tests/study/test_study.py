@@ -1,0 +1,175 @@
+"""End to end: a tiny generator, synthetic FA and lesion NIfTIs -> metrics, summary, figures, report."""
+
+import base64
+import csv
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from stylefa.cli import main
+from stylefa.data.nifti import make_volume, save_volume
+from stylefa.errors import InputError
+
+MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
+SHAPE = (91, 109, 91)
+
+
+def _world():
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
+    return [MNI_2MM[a, a] * idx + MNI_2MM[a, 3] for a, idx in enumerate((ii, jj, kk))]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    import stylefa.nets.checkpoint as ckpt
+    from stylefa.nets.config import GeneratorConfig, MappingConfig, SynthesisConfig
+
+    root = tmp_path_factory.mktemp("study_inputs")
+    x, y, z = _world()
+    brain = (x / 70) ** 2 + ((y + 18) / 90) ** 2 + ((z - 15) / 60) ** 2 < 1
+    fa = np.where(brain, 0.35 + 0.25 * np.cos(x / 9.0) * np.cos(y / 11.0), 0.0)
+    save_volume(make_volume(fa, MNI_2MM), root / "sub-01_FA.nii.gz")
+    save_volume(make_volume(np.roll(fa, 3, axis=0), MNI_2MM), root / "sub-02_FA.nii.gz")
+    lesion = ((x - 20) ** 2 + (y + 10) ** 2 + (z - 20) ** 2) < 12**2
+    save_volume(make_volume(lesion.astype(np.float32), MNI_2MM), root / "patient99_lesionmask.nii.gz")
+    save_volume(make_volume(np.where(brain, 1.0 + lesion, 0), MNI_2MM), root / "patient99_FLAIR.nii.gz")
+    g = GeneratorConfig(z_dim=16, w_dim=16, img_resolution=32, mapping=MappingConfig(num_layers=2),
+                        synthesis=SynthesisConfig(channel_base=256, channel_max=16))
+    nets = ckpt.create_networks(g)
+    ckpt.save_networks(root / "G.safetensors", G=nets["G"], G_ema=nets["G_ema"])
+    return root
+
+
+def _args(inputs, outdir, *extra):
+    return ["study", "--network", str(inputs / "G.safetensors"), "--data", str(inputs / "sub-01_FA.nii.gz"),
+            str(inputs / "sub-02_FA.nii.gz"), "--outdir", str(outdir), "--conditions",
+            "none,noise:0.1,inpaint:rect:masked", "--max-slices", "3", "--steps", "3", "--w-avg-samples", "64",
+            "--perceptual", "mse", "--no-lpips-metric", "--figure-slices", "1", *extra]
+
+
+def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = _args(inputs, out, "--lesions", str(inputs / "patient99_lesionmask.nii.gz"),
+                 "--flair", str(inputs / "patient99_FLAIR.nii.gz"))
+    assert main(argv) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "metrics.csv").read_text())))
+    conditions = {r["condition"] for r in rows}
+    assert conditions == {"none", "noise:0.1", "inpaint:rect:masked", "lesion:patient99"}
+    slices = {r["slice"] for r in rows if not r["condition"].startswith("lesion")}
+    assert len(slices) == 3
+    # one row per slice x condition x comparison x region
+    keys = [(r["slice"], r["condition"], r["comparison"], r["region"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert {r["comparison"] for r in rows} == {"original", "input"}
+    assert {"whole", "brain", "wm", "gm", "cortex", "deep"} <= {r["region"] for r in rows}
+    assert {r["region"] for r in rows if r["condition"] == "inpaint:rect:masked"} >= {"removed"}
+    # The metrics in the CSV are those of the saved projections (independent recomputation with skimage).
+    from skimage.metrics import structural_similarity
+
+    row = next(r for r in rows if r["condition"] == "none" and r["region"] == "whole" and r["comparison"] == "original")
+    projection = np.load(out / "projections" / f"{row['slice']}__none.npy")
+    # For "none" the input equals the original, so vs-input and vs-original rows agree.
+    twin = next(r for r in rows if r["slice"] == row["slice"] and r["condition"] == "none"
+                and r["region"] == "whole" and r["comparison"] == "input")
+    assert float(twin["ssim"]) == pytest.approx(float(row["ssim"]))
+    from stylefa.study.inputs import NiftiSource
+
+    source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], 32)
+    original = next(source.load(i).fa for i in source.items if i.key == row["slice"])
+    expected = structural_similarity(original.astype(float), projection.astype(float), gaussian_weights=True,
+                                     sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    assert float(row["ssim"]) == pytest.approx(expected, abs=1e-5)
+    assert float(row["mse"]) == pytest.approx(np.mean((original.astype(float) - projection) ** 2), rel=1e-4)
+
+    lesion_rows = list(csv.DictReader(io.StringIO((out / "lesion_metrics.csv").read_text())))
+    assert len(lesion_rows) == 4  # 2 slices x 2 references
+    assert all(0 <= float(r["auroc"]) <= 1 for r in lesion_rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["conditions"]["none"]["original"]["brain"]["ssim"]["n"] == 3
+    assert "noise:0.1 vs none" in summary["tests"]
+    assert summary["lesions"]["lesioned input"]["auroc"]["n"] == 2
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert any(n.startswith("fig3_") and n.endswith(".pdf") for n in figures)
+    assert sum(n.endswith(".png") for n in figures) == sum(n.endswith(".pdf") for n in figures) >= 7
+
+    html = (out / "report.html").read_text()
+    sources = re.findall(r'<img[^>]*src="([^"]*)"', html)
+    assert len(sources) >= 7
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(href|src)="(http|//)', html)
+
+    # Resume: the projections are reused (their files are not rewritten).
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")} == stamps
+    # Other settings into the same folder are refused.
+    assert main(_args(inputs, out, "--seed", "5")) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--conditions", "none,jpeg:5"], "unknown condition"),
+    (["--lesions", "MISSING"], "file not found"),
+    (["--max-slices", "0"], "max-slices"),
+])
+def test_bad_input_one_line_exit_2(inputs, tmp_path, capsys, extra, message):
+    argv = _args(inputs, tmp_path / "bad", *extra)
+    argv = [a if a != "MISSING" else str(tmp_path / "nope.nii.gz") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_lesion_mask_mismatches(inputs, tmp_path, capsys):
+    x, y, z = _world()
+    empty = tmp_path / "empty_mask.nii.gz"
+    save_volume(make_volume(np.zeros(SHAPE), MNI_2MM), empty)
+    assert main(_args(inputs, tmp_path / "o1", "--lesions", str(empty))) == 2
+    assert "empty" in capsys.readouterr().err
+    # A mask far outside the brain in world space: not the same space as the FA.
+    shifted = MNI_2MM.copy()
+    shifted[:3, 3] += [0, 0, 60]
+    far = tmp_path / "far_mask.nii.gz"
+    blob = ((x - 60) ** 2 + (y + 100) ** 2 + (z - 20) ** 2) < 15**2
+    save_volume(make_volume(blob.astype(np.float32), MNI_2MM), far)
+    assert main(_args(inputs, tmp_path / "o2", "--lesions", str(far))) == 2
+    assert "same (MNI) world space" in capsys.readouterr().err
+    # FLAIR on another grid than its mask.
+    flair = tmp_path / "flair.nii.gz"
+    save_volume(make_volume(np.ones((40, 40, 40)), MNI_2MM), flair)
+    assert main(_args(inputs, tmp_path / "o3", "--lesions", str(inputs / "patient99_lesionmask.nii.gz"),
+                      "--flair", str(flair))) == 2
+    assert "FLAIR grid" in capsys.readouterr().err
+    # A mask that does not reach the slice levels (z 0..40 mm).
+    short = tmp_path / "short_mask.nii.gz"
+    low = MNI_2MM.copy()
+    low[2, 3] = -72.0
+    save_volume(make_volume(np.ones((20, 20, 10)), low), short)
+    assert main(_args(inputs, tmp_path / "o4", "--lesions", str(short))) == 2
+    assert "outside the lesion mask" in capsys.readouterr().err
+
+
+def test_demo_without_model_fails_clearly(tmp_path, capsys, monkeypatch):
+    from stylefa.study import demo
+
+    monkeypatch.setattr(demo, "DEMO_MODEL_DIR", tmp_path / "nowhere")
+    assert main(["demo", "--outdir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "demo model is not in this installation" in err and "--network" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_with_a_given_network(inputs, tmp_path, shared_dir, monkeypatch):
+    from stylefa.study.demo import DemoConfig, run_demo
+
+    monkeypatch.setenv("STYLEFA_TEMPLATE", str(shared_dir / "data" / "fa" / "mni_fa_template_1p25mm.nii.gz"))
+    result = run_demo(DemoConfig(outdir=str(tmp_path / "demo"), network=str(inputs / "G.safetensors"), steps=2,
+                                 w_avg_samples=64, perceptual="mse", max_slices=2))
+    assert result.report.is_file() and (result.outdir / "lesion_metrics.csv").is_file()

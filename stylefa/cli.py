@@ -14,6 +14,7 @@ import sys
 
 from stylefa import __version__
 from stylefa.errors import StyleFAError
+from stylefa.runtime import tune_cpu_allocator
 
 # Order is the order of the pipeline, which is also the order of ``--help``.
 COMMAND_MODULES = (
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_cpu_allocator()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -20,4 +20,7 @@ def _few_threads():
     # CI has 2 cores; more intra-op threads than that only adds contention.
     import torch
 
+    from stylefa.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     torch.set_num_threads(min(2, os.cpu_count() or 1))

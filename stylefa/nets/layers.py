@@ -78,7 +78,7 @@ def modulated_conv2d(
     )
     x = x.reshape(batch_size, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise.to(x.dtype)
+        x = x.add_(noise)  # in place: keeps x's dtype (fp16) while adding in fp32, as the reference
     return x
 
 

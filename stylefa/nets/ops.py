@@ -159,6 +159,7 @@ def upfirdn2d(
     padding: Padding = 0,
     flip_filter: bool = False,
     gain: float = 1.0,
+    impl: str = "fast",
 ) -> torch.Tensor:
     """Pad, upsample, FIR filter and downsample a batch of images (reference semantics).
 
@@ -167,6 +168,19 @@ def upfirdn2d(
     """
     if x.ndim != 4:
         raise ValueError(f"upfirdn2d expects a 4-D NCHW tensor, got shape {tuple(x.shape)}")
+    px0, px1, py0, py1 = _padding4(padding)
+    if (
+        impl == "fast" and f is not None and f.ndim == 2 and _pair(up) == (1, 1)
+        and px0 == px1 >= 0 and py0 == py1 >= 0
+    ):
+        # Plain filtering: let the convolution pad (no padded copy, forward or backward).
+        channels = x.shape[1]
+        g = (f * gain).to(x.dtype)
+        if not flip_filter:
+            g = g.flip([0, 1])
+        sy, sx = _pair(down)[::-1]
+        return F.conv2d(x, g[None, None].expand(channels, 1, *g.shape), stride=(sy, sx), padding=(py0, px0),
+                        groups=channels)
     return upfirdn2d_reference(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 
@@ -185,7 +199,7 @@ def upsample2d(
         and (px0, px1, py0, py1) == (0, 0, 0, 0) and fw % 4 == 0 and fh % 4 == 0
     ):
         return _upsample2x_polyphase(x, f, flip_filter, total_gain)
-    return upfirdn2d(x, f, up=up, padding=pad, flip_filter=flip_filter, gain=total_gain)
+    return upfirdn2d(x, f, up=up, padding=pad, flip_filter=flip_filter, gain=total_gain, impl=impl)
 
 
 def downsample2d(
@@ -200,7 +214,7 @@ def downsample2d(
     if impl == "fast" and f is not None and f.ndim == 2:
         # Filtering only the kept pixels: one strided depthwise convolution.
         return _strided_fir(F.pad(x, pad), f, downx, downy, flip_filter, gain)
-    return upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter, gain=gain)
+    return upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
 def _strided_fir(x: torch.Tensor, f: torch.Tensor, downx: int, downy: int, flip_filter: bool, gain: float) -> torch.Tensor:
@@ -262,17 +276,17 @@ def conv2d_resample(
         if impl == "fast" and f is not None and f.ndim == 2:
             x = _strided_fir(F.pad(x, [px0, px1, py0, py1]), f, down, down, flip_filter, 1.0)
         else:
-            x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+            x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
         return _conv(x, w, groups=groups, flip_weight=flip_weight)
 
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv(x, w, groups=groups, flip_weight=flip_weight)
         if impl == "fast":
             return upsample2d(x, f, up=up, padding=padding, flip_filter=flip_filter, impl=impl)
-        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter, impl=impl)
 
     if down > 1 and up == 1:
-        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     if up > 1:
@@ -289,18 +303,19 @@ def conv2d_resample(
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
         x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2, flip_filter=flip_filter)
+        pad = [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt]
+        x = upfirdn2d(x, f, padding=pad, gain=up**2, flip_filter=flip_filter, impl=impl)
         if down > 1:
-            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
         return x
 
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
 
-    x = upfirdn2d(x, None if f is None else f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+    x = upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter, impl=impl)
     x = _conv(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
-        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
     return x
 
 
@@ -335,15 +350,14 @@ class _BiasActClamp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, b, dim, alpha, gain, clamp):  # noqa: D102
+        # lrelu(v) * gain == lrelu(v * gain) for gain > 0, so the gain is folded into the add.
         if b is not None:
             shape = [-1 if i == dim else 1 for i in range(x.ndim)]
-            y = x + b.reshape(shape)
+            y = torch.add(b.reshape(shape) * gain, x, alpha=gain)
         else:
-            y = x.clone()
+            y = x * gain
         if alpha != 1:
             F.leaky_relu_(y, alpha) if alpha > 0 else F.relu_(y)
-        if gain != 1:
-            y.mul_(gain)
         if clamp is not None:
             y.clamp_(-clamp, clamp)
         ctx.save_for_backward(y)
@@ -354,12 +368,13 @@ class _BiasActClamp(torch.autograd.Function):
     def backward(ctx, dy):  # noqa: D102
         (y,) = ctx.saved_tensors
         dim, alpha, gain, clamp, has_bias = ctx.params
+        # Single-pass ATen kernels (both differentiable in dy): the slope from the sign of
+        # y, then zero where y sits at the clamp level.
+        dx = dy * gain if gain != 1 else dy
         if alpha != 1:
-            dx = torch.where(y > 0, dy * gain, dy * (alpha * gain))
-        else:
-            dx = dy * gain if gain != 1 else dy
+            dx = torch.ops.aten.leaky_relu_backward(dx, y, alpha, True)
         if clamp is not None:
-            dx = torch.where(y.abs() < clamp, dx, torch.zeros((), dtype=dx.dtype, device=dx.device))
+            dx = torch.ops.aten.hardtanh_backward(dx, y, -clamp, clamp)
         db = None
         if has_bias and ctx.needs_input_grad[1]:
             db = dx.sum(dim=[i for i in range(dx.ndim) if i != dim])

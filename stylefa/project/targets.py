@@ -1,0 +1,192 @@
+"""Where projection targets come from: a prepared dataset, NIfTI FA slices, .npy or PNG.
+
+A target is listed cheaply (``TargetSpec``: id, subject, slice, a loader) and its pixels
+are read only when its batch comes up, so memory does not grow with the number of
+targets. Images are FA in [0, 1], float32 [R, R] at the generator's resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from stylefa.errors import InputError
+
+FAImage = np.ndarray
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    target_id: str  # unique, file-system safe: names the output folder
+    subject: str
+    slice_index: str  # slice number or level, as text ('' when unknown)
+    source: str  # where the pixels come from, for the record
+    load: Callable[[], FAImage]
+    label: int | None = None
+
+
+def safe_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "target"
+
+
+def check_unique(specs: Sequence[TargetSpec]) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.target_id in seen:
+            raise InputError(f"two targets would share the output folder {spec.target_id!r} ({seen[spec.target_id]} and {spec.source})")
+        seen[spec.target_id] = spec.source
+
+
+def shard(specs: Sequence[TargetSpec], rank: int, world_size: int) -> list[TargetSpec]:
+    """Targets of one rank: every ``world_size``-th target by index, starting at ``rank``."""
+    return list(specs[rank::world_size])
+
+
+def resize_square(image: np.ndarray, resolution: int, path) -> np.ndarray:
+    if image.ndim != 2 or image.shape[0] != image.shape[1]:
+        raise InputError(f"expected a square 2-D image, got shape {image.shape}", path)
+    if image.shape[0] == resolution:
+        return image.astype(np.float32)
+    from scipy.ndimage import zoom
+
+    # Linear interpolation, like the trilinear slicing of the data stage.
+    out = zoom(image.astype(np.float64), resolution / image.shape[0], order=1, grid_mode=True, mode="nearest")
+    return out.astype(np.float32)
+
+
+def check_fa_range(image: np.ndarray, path) -> np.ndarray:
+    if not np.all(np.isfinite(image)):
+        raise InputError("image has NaN or infinite values", path)
+    if image.min() < -1e-3 or image.max() > 1 + 1e-3:
+        raise InputError(f"FA values must lie in [0, 1], got {image.min():.4g} to {image.max():.4g}", path)
+    return np.clip(image, 0, 1)
+
+
+def read_image_file(path: Path) -> np.ndarray:
+    """A 2-D image from .npy (FA in [0, 1]; [R,R] or [1,R,R]) or PNG (grey levels / 255)."""
+    if not path.is_file():
+        raise InputError("file not found", path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            image = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read .npy ({exc})", path) from None
+        if image.ndim == 3 and image.shape[0] == 1:
+            image = image[0]
+        if not np.issubdtype(image.dtype, np.number):
+            raise InputError(f"array has non-numeric dtype {image.dtype}", path)
+        return check_fa_range(image.astype(np.float32), path)
+    if suffix == ".png":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise InputError(f"cannot read PNG ({exc})", path) from None
+        return grey
+    raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
+
+
+def file_targets(paths: Sequence[str | os.PathLike], resolution: int) -> list[TargetSpec]:
+    specs = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise InputError("target file not found", path)
+        specs.append(TargetSpec(
+            target_id=safe_id(path.name.rsplit(".", 1)[0]), subject="", slice_index="", source=str(path),
+            load=lambda path=path: resize_square(read_image_file(path), resolution, path),
+        ))
+    check_unique(specs)
+    return specs
+
+
+def nifti_targets(path: str | os.PathLike, slices: Sequence[int], resolution: int) -> list[TargetSpec]:
+    """Axial voxel planes ``slices`` of an FA map (canonical RAS grid), sampled on the study's
+    MNI slice grid (216 mm field of view) at the generator's resolution."""
+    from stylefa.data.nifti import canonical, load_fa
+    from stylefa.data.slices import SliceGrid, levels_from_indices, sample_axial_slices
+
+    volume = canonical(load_fa(path))
+    depth = volume.shape[2]
+    bad = [k for k in slices if not 0 <= k < depth]
+    if bad:
+        raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
+    stem = safe_id(Path(path).name.split(".")[0])
+    specs = []
+    for k in slices:
+        grid = SliceGrid(levels_mm=levels_from_indices(k, k, 1, volume.affine), resolution=resolution)
+        fa_slice = sample_axial_slices(volume.data, volume.affine, grid)[0]
+        specs.append(TargetSpec(
+            target_id=f"{stem}_k{k:03d}", subject=stem, slice_index=str(k), source=f"{path}:{k}",
+            load=lambda image=np.clip(fa_slice, 0, 1): image,
+        ))
+    check_unique(specs)
+    return specs
+
+
+def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequence[str] | None = None,
+                    max_targets: int | None = None, resolution: int | None = None) -> list[TargetSpec]:
+    from stylefa.data.dataset import FADataset
+
+    dataset = FADataset(path, split=split)
+    if resolution is not None and dataset.resolution != resolution:
+        raise InputError(f"dataset resolution {dataset.resolution} differs from the generator's {resolution}", path)
+    wanted = set(subjects) if subjects else None
+    if wanted:
+        unknown = wanted - set(dataset.subjects())
+        if unknown:
+            raise InputError(f"subject(s) not in split {split!r}: {', '.join(sorted(unknown))}", path)
+    specs = []
+    for index, meta in enumerate(dataset.metadata):
+        if wanted and meta["subject"] not in wanted:
+            continue
+        # A dataset key names a subject (session); the level tells its slices apart.
+        key = meta.get("key") or meta["subject"]
+        level = meta.get("level", index)
+        specs.append(TargetSpec(
+            target_id=safe_id(f"{key}_level{int(level):02d}"), subject=str(meta["subject"]), slice_index=str(meta.get("level", "")),
+            source=f"{path}[{split}:{index}]", load=lambda index=index: dataset.fa(index)[0],
+            label=meta.get("label"),
+        ))
+        if max_targets is not None and len(specs) >= max_targets:
+            break
+    check_unique(specs)
+    return specs
+
+
+def read_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """A 2-D known-pixel mask (.npy or .png, non-zero = known), resized by nearest neighbour."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("mask file not found", path)
+    if path.suffix.lower() == ".npy":
+        try:
+            mask = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read .npy ({exc})", path) from None
+    elif path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as img:
+            mask = np.asarray(img.convert("L"))
+    else:
+        raise InputError("mask must be a .npy or .png file", path)
+    mask = np.squeeze(mask)
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise InputError(f"mask must be a square 2-D array, got shape {mask.shape}", path)
+    mask = mask != 0
+    if mask.shape[0] != resolution:
+        step = mask.shape[0] / resolution
+        index = np.minimum((np.arange(resolution) * step + step / 2).astype(int), mask.shape[0] - 1)
+        mask = mask[np.ix_(index, index)]
+    if not mask.any():
+        raise InputError("mask has no known pixels", path)
+    return mask

@@ -1,0 +1,36 @@
+"""Process-level performance settings that are safe to apply once at start-up."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep large tensor buffers in glibc's heap instead of fresh mmap()s.
+
+    By default glibc serves every allocation above 128 KiB-32 MiB with its own mmap()
+    and returns it to the kernel on free, so each training step page-faults its
+    activations in again. On the 2-core VMs we measured this made a 64x64 generator
+    forward pass 3-4x slower (see BENCHMARKS.md). Raising the mmap and trim thresholds
+    makes freed buffers reusable; peak memory is unchanged, memory is only returned to
+    the OS later. Returns True when applied (glibc only; a no-op elsewhere).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    ok_mmap = mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    ok_trim = mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+    return bool(ok_mmap and ok_trim)

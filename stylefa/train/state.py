@@ -1,0 +1,339 @@
+"""Snapshots and exact-resume state, written so a crash never leaves a half snapshot.
+
+A snapshot at ``KKKKKK`` = cur_nimg // 1000 (the reference's naming) is three files:
+
+- ``network-snapshot-KKKKKK.safetensors``: G, G_ema, D (stylefa.nets.checkpoint format);
+- ``resume-KKKKKK.safetensors``: optimiser tensors (``opt.G.*``, ``opt.D.*``), augment pipe
+  buffers (``augment.*``), ``loss.pl_mean``, RNG states (``rng.*`` as uint8 tensors);
+- ``resume-KKKKKK.json``: scalars (cur_nimg, tick, batch_idx, ADA controller, sampler position,
+  Python/numpy RNG states, optimiser hyper-parameters) and the training options.
+
+Each file is written atomically (temp file + rename). The JSON is the commit marker: it is
+deleted before anything of the same name is overwritten and written last, so a snapshot is
+complete exactly when its JSON exists and names the same ``cur_nimg`` as the tensors file.
+Snapshots closer than 1 kimg share a name and replace each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylefa.errors import InputError
+from stylefa.fileio import atomic_path, write_json
+
+RESUME_FORMAT = 1
+_RESUME_JSON = re.compile(r"^resume-(\d{6,})\.json$")
+# Test hook: pause for this many seconds while the Nth resume-state write (1-based, counted per
+# process) has its temp file on disk, so a test can SIGKILL the writer mid-write.
+PAUSE_ENV = "STYLEFA_TEST_PAUSE_WRITE"
+_writes_done = 0
+
+
+@dataclass(frozen=True)
+class SnapshotFiles:
+    kimg: int
+    network: Path
+    tensors: Path
+    meta: Path
+
+
+def snapshot_files(run_dir: str | os.PathLike, cur_nimg: int) -> SnapshotFiles:
+    run_dir = Path(run_dir)
+    k = cur_nimg // 1000
+    return SnapshotFiles(
+        kimg=k,
+        network=run_dir / f"network-snapshot-{k:06d}.safetensors",
+        tensors=run_dir / f"resume-{k:06d}.safetensors",
+        meta=run_dir / f"resume-{k:06d}.json",
+    )
+
+
+# -- optimiser <-> flat tensors -------------------------------------------------------------
+
+
+def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Adam state as ``{prefix.state.<param idx>.<name>: tensor}`` + JSON param_groups."""
+    state = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, per_param in state["state"].items():
+        for name, value in per_param.items():
+            key = f"{prefix}.state.{idx}.{name}"
+            if torch.is_tensor(value):
+                tensors[key] = value.detach().cpu().contiguous()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(
+    opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    per_param: dict[int, dict[str, Any]] = {}
+    head = f"{prefix}.state."
+    for key, value in tensors.items():
+        if key.startswith(head):
+            idx, name = key[len(head) :].split(".", 1)
+            per_param.setdefault(int(idx), {})[name] = value
+    for key, value in meta.get("scalars", {}).items():
+        idx, name = key[len(head) :].split(".", 1)
+        per_param.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+
+
+# -- RNG states ------------------------------------------------------------------------------
+
+
+def capture_global_rng(device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """This process's global RNGs (torch CPU/CUDA, numpy legacy, Python ``random``)."""
+    import random
+
+    import numpy as np
+
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        tensors["torch_cuda"] = torch.cuda.get_rng_state(device)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["numpy_keys"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).view(np.uint8).copy())
+    py_version, py_state, py_gauss = random.getstate()
+    meta = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)], "python": [py_version, list(py_state), py_gauss]}
+    return tensors, meta
+
+
+def restore_global_rng(device: torch.device, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(tensors["torch_cpu"])
+    if device.type == "cuda" and "torch_cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["torch_cuda"], device)
+    kind, pos, has_gauss, gauss = meta["numpy"]
+    keys = tensors["numpy_keys"].numpy().view(np.uint32)
+    np.random.set_state((kind, keys, pos, has_gauss, gauss))
+    py_version, py_state, py_gauss = meta["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _pause_hook(tmp: Path) -> None:
+    global _writes_done
+    _writes_done += 1
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    nth, seconds = (float(v) for v in spec.split(":"))
+    if _writes_done == int(nth):
+        print(f"STYLEFA_TEST: pausing in write of {tmp}", file=sys.stderr, flush=True)
+        time.sleep(seconds)
+
+
+def write_snapshot(
+    files: SnapshotFiles,
+    save_network_file,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+) -> None:
+    """Write the three files of one snapshot; ``save_network_file(path)`` writes the networks."""
+    from safetensors.torch import save_file
+
+    files.meta.unlink(missing_ok=True)  # invalidate a same-named older snapshot first
+    save_network_file(files.network)
+    cur_nimg = int(meta["cur_nimg"])
+    with atomic_path(files.tensors, suffix=".safetensors") as tmp:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"stylefa_resume": json.dumps({"format": RESUME_FORMAT, "cur_nimg": cur_nimg})},
+        )
+        _pause_hook(tmp)
+    write_json(
+        files.meta,
+        dict(
+            meta,
+            format=RESUME_FORMAT,
+            network_snapshot=files.network.name,
+            tensors_file=files.tensors.name,
+            tensors_size=files.tensors.stat().st_size,
+        ),
+    )
+
+
+# -- finding and reading ---------------------------------------------------------------------
+
+
+def _tensors_nimg(path: Path) -> int | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            info = json.loads((handle.metadata() or {}).get("stylefa_resume", "{}"))
+        return int(info["cur_nimg"])
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not a complete snapshot
+        return None
+
+
+def check_complete(meta_path: Path) -> dict[str, Any] | None:
+    """The snapshot's JSON if all three files are present and consistent, else None."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    run_dir = meta_path.parent
+    if meta.get("format") != RESUME_FORMAT:
+        return None
+    tensors = run_dir / meta.get("tensors_file", "")
+    network = run_dir / meta.get("network_snapshot", "")
+    if not tensors.is_file() or not network.is_file():
+        return None
+    if tensors.stat().st_size != meta.get("tensors_size") or _tensors_nimg(tensors) != meta.get("cur_nimg"):
+        return None
+    return meta
+
+
+def find_latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
+    """Path of the newest complete snapshot's ``resume-KKKKKK.json`` in ``run_dir``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    candidates = []
+    for path in run_dir.iterdir():
+        if _RESUME_JSON.match(path.name):
+            meta = check_complete(path)
+            if meta is not None:
+                candidates.append((int(meta["cur_nimg"]), path))
+    return max(candidates)[1] if candidates else None
+
+
+def resume_json_for(path: str | os.PathLike) -> Path | None:
+    """The resume JSON that belongs to a snapshot path given by the user (network snapshot,
+    resume tensors or resume JSON), or None for a network-only file (fine-tuning start)."""
+    path = Path(path)
+    m = re.match(r"^(?:network-snapshot|resume)-(\d{6,})\.(?:safetensors|json)$", path.name)
+    if not m:
+        return None
+    meta_path = path.with_name(f"resume-{m.group(1)}.json")
+    if not meta_path.exists():
+        return None
+    if check_complete(meta_path) is None:
+        raise InputError("resume state is incomplete (the run was interrupted while writing it)", meta_path)
+    return meta_path
+
+
+@dataclass
+class ResumeState:
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    networks: dict[str, Any]
+    meta_path: Path
+
+
+def load_resume_state(meta_path: str | os.PathLike, device="cpu") -> ResumeState:
+    from safetensors.torch import load_file
+
+    from stylefa.nets.checkpoint import load_networks
+
+    meta_path = Path(meta_path)
+    meta = check_complete(meta_path)
+    if meta is None:
+        raise InputError("not a complete resume state", meta_path)
+    tensors = load_file(str(meta_path.parent / meta["tensors_file"]), device="cpu")
+    networks = load_networks(meta_path.parent / meta["network_snapshot"], device=device)
+    return ResumeState(meta=meta, tensors=tensors, networks=networks, meta_path=meta_path)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete temp files that a killed writer left behind (``.name.XXXX.tmp...``)."""
+    removed = []
+    for path in run_dir.glob(".*.tmp*"):
+        if path.is_file() and re.match(r"^\.(network-snapshot|resume|fakes|reals|stats|training_options)", path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+# -- run directories -------------------------------------------------------------------------
+
+_RUN_DIR = re.compile(r"^(\d{5,})-")
+OPTIONS_FILE = "training_options.json"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Where a run writes and what it starts from."""
+
+    run_dir: Path
+    resume_meta: Path | None = None  # exact resume
+    init_networks: Path | None = None  # fine-tuning start (networks only)
+    new_run: bool = True
+
+
+def _numbered_runs(outdir: Path) -> list[tuple[int, Path]]:
+    if not outdir.is_dir():
+        return []
+    runs = []
+    for path in outdir.iterdir():
+        m = _RUN_DIR.match(path.name)
+        if m and path.is_dir():
+            runs.append((int(m.group(1)), path))
+    return sorted(runs)
+
+
+def new_run_dir(outdir: Path, desc: str) -> Path:
+    runs = _numbered_runs(outdir)
+    next_id = runs[-1][0] + 1 if runs else 0
+    return outdir / f"{next_id:05d}-{desc}"
+
+
+def plan_run(outdir: str | os.PathLike, desc: str, resume: str | None) -> RunPlan:
+    """Decide the run directory (reference layout ``outdir/NNNNN-desc``) and the start point.
+
+    - no ``resume``: a new numbered run directory;
+    - ``auto``: the newest complete snapshot of ``outdir`` itself or of its newest numbered
+      run that has one (a relaunched job continues where it stopped); none: a new run;
+    - a run directory: its newest complete snapshot (an error if it has none);
+    - a snapshot file with its resume state: exact resume in that file's directory;
+    - any other network file (stylefa .safetensors or reference .pkl): networks only, new run.
+    """
+    outdir = Path(outdir)
+    if resume is None:
+        return RunPlan(run_dir=new_run_dir(outdir, desc))
+    if resume == "auto":
+        candidates = [outdir] + [path for _, path in reversed(_numbered_runs(outdir))]
+        for run_dir in candidates:
+            meta = find_latest_snapshot(run_dir)
+            if meta is not None:
+                return RunPlan(run_dir=run_dir, resume_meta=meta, new_run=False)
+        return RunPlan(run_dir=new_run_dir(outdir, desc))
+    path = Path(resume)
+    if not path.exists():
+        raise InputError("--resume: no such file or run directory", path)
+    if path.is_dir():
+        meta = find_latest_snapshot(path)
+        if meta is None:
+            raise InputError("--resume: run directory has no complete snapshot", path)
+        return RunPlan(run_dir=path, resume_meta=meta, new_run=False)
+    meta = resume_json_for(path)
+    if meta is not None:
+        return RunPlan(run_dir=path.parent, resume_meta=meta, new_run=False)
+    return RunPlan(run_dir=new_run_dir(outdir, desc), init_networks=path)
+
+
+def check_same_training(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume with options that change the optimisation (listing what differs)."""
+    diffs = sorted(key for key in set(stored) | set(current) if stored.get(key) != current.get(key))
+    if diffs:
+        shown = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in diffs[:3])
+        more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+        raise InputError(f"cannot resume: training options differ from the snapshot's ({shown}{more})", path)

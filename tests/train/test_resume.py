@@ -1,0 +1,169 @@
+"""Exact resume: N steps straight == N/2 steps + stop + resume N/2; a writer killed with
+SIGKILL mid-snapshot leaves the previous snapshot intact and ``--resume auto`` continues."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stylefa.train.ada import AdaConfig
+from stylefa.train.loop import run_training
+from stylefa.train.options import TrainOptions
+from stylefa.train.state import find_latest_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny networks gain nothing from a second intra-op thread and lose a lot when the
+    # cores are shared (OpenMP spin-waits).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_blob_dataset(root: Path, n: int = 24, res: int = 16, seed: int = 0) -> Path:
+    """A prepared-dataset folder (stylefa.data format) of smooth random blobs."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:res, 0:res] / res
+    images = np.zeros((n, 1, res, res), np.float32)
+    for i in range(n):
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        s = rng.uniform(0.1, 0.25)
+        images[i, 0] = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+    np.save(root / "images.npy", images)
+    np.save(root / "masks.npy", images[:, 0] > 0.1)
+    with open(root / "slices.csv", "w", newline="") as handle:
+        fields = ["index", "key", "subject", "session", "split", "level", "z_mm", "label", "source"]
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for i in range(n):
+            writer.writerow(dict(index=i, key=f"s{i // 3}", subject=f"s{i // 3}", session="", split="train",
+                                 level=i % 3, z_mm="0.0", label="", source="blob"))
+    (root / "dataset.json").write_text(json.dumps({
+        "format": "stylefa-fa-slices", "format_version": 1, "resolution": res, "num_channels": 1,
+        "num_images": n, "labels": {"kind": "none", "label_dim": 0},
+        "files": {"images": "images.npy", "masks": "masks.npy", "metadata": "slices.csv"},
+    }))
+    return root
+
+
+def options(data: Path, outdir: Path, kimg: float, resume=None) -> TrainOptions:
+    # ADA with a fast controller so p > 0 and the augmentation draws random numbers too.
+    return TrainOptions(
+        data=str(data), outdir=str(outdir), cfg="tiny", kimg=kimg, batch=4, tick_kimg=0.004, snap=1000,
+        augment=AdaConfig(mode="ada", pipe="bg", target=0.0, interval=1, kimg=0.1),
+        resume=resume, workers=0,
+    )
+
+
+def snapshot_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    meta_path = find_latest_snapshot(run_dir)
+    meta = json.loads(meta_path.read_text())
+    tensors = load_file(str(run_dir / meta["network_snapshot"]))
+    tensors.update({f"resume.{k}": v for k, v in load_file(str(run_dir / meta["tensors_file"])).items()})
+    return tensors, meta
+
+
+def test_straight_equals_stop_and_resume(tmp_path):
+    data = write_blob_dataset(tmp_path / "data")
+    straight = run_training(options(data, tmp_path / "a", kimg=0.032), progress=False)
+    half = run_training(options(data, tmp_path / "b", kimg=0.016), progress=False)
+    assert half.cur_nimg == 16
+    half_weights = load_file(str(half.last_snapshot))
+    resumed = run_training(options(data, tmp_path / "b", kimg=0.032, resume="auto"), progress=False)
+    assert resumed.run_dir == half.run_dir  # continued in the same run directory
+    assert straight.cur_nimg == resumed.cur_nimg == 32
+
+    a, meta_a = snapshot_tensors(straight.run_dir)
+    b, meta_b = snapshot_tensors(resumed.run_dir)
+    assert meta_a["batch_idx"] == meta_b["batch_idx"] == 8
+    assert meta_a["ada"] == meta_b["ada"] and meta_a["ada"]["p"] > 0
+    assert set(a) == set(b)
+    assert any(k.startswith("resume.opt.G.") for k in a) and any(k.startswith("resume.opt.D.") for k in a)
+    for key in a:
+        if key.startswith("resume.rng.rank0.numpy"):
+            continue
+        assert torch.equal(a[key], b[key]), key
+    # The second half really trained: weights moved on from the half-way snapshot.
+    for key in ("G.synthesis.b16.conv0.weight", "D.b16.conv0.weight", "G_ema.mapping.fc0.weight"):
+        assert not torch.equal(half_weights[key], a[key]), key
+    # stats.jsonl of the resumed run holds the ticks of both halves.
+    lines = (resumed.run_dir / "stats.jsonl").read_text().splitlines()
+    kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in lines]
+    assert kimgs == sorted(kimgs) and kimgs[-1] == pytest.approx(0.032)
+
+
+def test_resume_refuses_different_training_options(tmp_path, capsys):
+    from stylefa.cli import main
+
+    data = write_blob_dataset(tmp_path / "data")
+    run_training(options(data, tmp_path / "c", kimg=0.004), progress=False)
+    code = main(["train", "--data", str(data), "--outdir", str(tmp_path / "c"), "--cfg", "tiny", "--batch", "4",
+                 "--gamma", "5", "--kimg", "0.008", "--resume", "auto"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot resume: training options differ" in err and "loss" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _cli(data: Path, outdir: Path, kimg: float, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "stylefa", "train", "--data", str(data), "--outdir", str(outdir), "--cfg", "tiny",
+            "--batch", "32", "--kimg", str(kimg), "--tick", "1", "--snap", "1", "--aug", "noaug", *extra]
+
+
+def test_sigkill_mid_snapshot_keeps_previous_snapshot(tmp_path):
+    # 8x8 images and batch 32: one kimg is 32 small steps, so snapshots land on distinct names.
+    data = write_blob_dataset(tmp_path / "data", n=40, res=8)
+    out = tmp_path / "runs"
+    env = dict(os.environ, OMP_NUM_THREADS="1", STYLEFA_TEST_PAUSE_WRITE="2:120")
+    proc = subprocess.Popen(_cli(data, out, 3), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        paused = False
+        while time.time() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "STYLEFA_TEST: pausing in write" in line:
+                paused = True
+                break
+        assert paused, "the training process never reached the second snapshot"
+        run_dir = next(out.iterdir())
+        assert list(run_dir.glob(".resume-000001.safetensors.*"))  # the write really is half done
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    latest = find_latest_snapshot(run_dir)
+    assert latest is not None and latest.name == "resume-000000.json"
+    from stylefa.nets.checkpoint import load_networks
+
+    nets = load_networks(run_dir / "network-snapshot-000000.safetensors")
+    assert {"G", "G_ema", "D"} <= set(nets)
+
+    done = subprocess.run(_cli(data, out, 1.1, "--resume", "auto"), cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from {latest}" in done.stdout
+    assert not list(run_dir.glob(".resume-*.tmp*"))  # the killed writer's temp file was cleaned up
+    final = find_latest_snapshot(run_dir)
+    assert json.loads(final.read_text())["cur_nimg"] >= 1100

@@ -26,7 +26,7 @@ def add_prepare_command(subparsers) -> None:
     parser.add_argument("inputs", nargs="+", help="FA NIfTI files, folders (searched recursively) or globs")
     parser.add_argument("-o", "--output", required=True, help="dataset folder to write")
     parser.add_argument("--register", action="store_true", help="rigidly register each map to the template first")
-    parser.add_argument("--template", help="FA template for --register (default: the packaged MNI FA template)")
+    parser.add_argument("--template", help="FA template for --register (default: the MNI FA template found by `stylefa template`)")
     parser.add_argument("--slices", type=int, default=21, help="number of axial levels (default 21)")
     levels = parser.add_mutually_exclusive_group()
     levels.add_argument("--z-range", metavar="ZMIN,ZMAX",
@@ -98,7 +98,7 @@ def add_cohort_command(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="folder for sub-simNNN_space-MNI_FA.nii.gz files")
     parser.add_argument("--subjects", type=int, default=20, help="number of subjects (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--template", help="FA template (default: the packaged MNI FA template)")
+    parser.add_argument("--template", help="FA template (default: the MNI FA template found by `stylefa template`)")
     parser.add_argument("--voxel-size", type=float, help="resample the template to this isotropic size in mm "
                                                           "(e.g. 2.5 for a fast small cohort; default: its own grid)")
     parser.add_argument("--noise", type=float, default=0.08, help="per-voxel noise sigma in FA units (default 0.08)")

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from stylefa.data.fa import FAConfig, compute_fa, fa_from_files, read_gradients
+from stylefa.data.fa import compute_fa, fa_from_files, read_gradients
 from stylefa.data.nifti import make_volume
 from stylefa.errors import InputError
 

@@ -15,7 +15,6 @@ import copy
 import pickle
 import sys
 import types
-from collections import OrderedDict
 
 import numpy as np
 import torch

@@ -1,7 +1,6 @@
 """Figures are written as PNG + PDF and are not blank."""
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from stylefa.study import figures

@@ -11,7 +11,6 @@ import pytest
 
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
-from stylefa.errors import InputError
 
 MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 SHAPE = (91, 109, 91)

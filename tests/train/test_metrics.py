@@ -6,7 +6,6 @@ import argparse
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 
 from stylefa.errors import InputError

@@ -3,7 +3,6 @@ SIGKILL mid-snapshot leaves the previous snapshot intact and ``--resume auto`` c
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -12,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -22,44 +20,11 @@ from stylefa.train.loop import run_training
 from stylefa.train.options import TrainOptions
 from stylefa.train.state import find_latest_snapshot
 
+from .blob_dataset import write_blob_dataset
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks gain nothing from a second intra-op thread and lose a lot when the
-    # cores are shared (OpenMP spin-waits).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def write_blob_dataset(root: Path, n: int = 24, res: int = 16, seed: int = 0) -> Path:
-    """A prepared-dataset folder (stylefa.data format) of smooth random blobs."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:res, 0:res] / res
-    images = np.zeros((n, 1, res, res), np.float32)
-    for i in range(n):
-        cx, cy = rng.uniform(0.3, 0.7, 2)
-        s = rng.uniform(0.1, 0.25)
-        images[i, 0] = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
-    np.save(root / "images.npy", images)
-    np.save(root / "masks.npy", images[:, 0] > 0.1)
-    with open(root / "slices.csv", "w", newline="") as handle:
-        fields = ["index", "key", "subject", "session", "split", "level", "z_mm", "label", "source"]
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for i in range(n):
-            writer.writerow(dict(index=i, key=f"s{i // 3}", subject=f"s{i // 3}", session="", split="train",
-                                 level=i % 3, z_mm="0.0", label="", source="blob"))
-    (root / "dataset.json").write_text(json.dumps({
-        "format": "stylefa-fa-slices", "format_version": 1, "resolution": res, "num_channels": 1,
-        "num_images": n, "labels": {"kind": "none", "label_dim": 0},
-        "files": {"images": "images.npy", "masks": "masks.npy", "metadata": "slices.csv"},
-    }))
-    return root
 
 
 def options(data: Path, outdir: Path, kimg: float, resume=None) -> TrainOptions:

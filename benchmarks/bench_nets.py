@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from stylefa.nets import Discriminator, Generator, auto_configs
 from stylefa.nets.layers import set_kernel_impl
+from stylefa.runtime import tune_cpu_allocator
 
 VARIANTS = {
     "reference": ("reference", "reference-rule"),
@@ -48,6 +49,7 @@ def _timed(fn, device) -> tuple[float, float]:
 
 
 def main() -> None:
+    tune_cpu_allocator()  # as the stylefa command does at start-up
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolution", type=int, default=64)

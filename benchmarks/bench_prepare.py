@@ -1,7 +1,7 @@
 """Seconds per subject of `stylefa prepare`, without and with --register.
 
 Repeats the real FA maps in ../shared/data/fa (the MNI-space subject for plain slicing,
-the native-space subject for registration) to N subjects via symlinks in a temp folder
+the native-space subject for registration) to N subjects as copies in a temp folder
 and times ``prepare_dataset`` end to end (load, reorient, [register], slice, mask, shard,
 finalise). Extrapolates to the study's 408 subjects.
 
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
+from stylefa.runtime import tune_cpu_allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STYLEFA_SHARED", ROOT.parent / "shared"))
@@ -24,9 +26,10 @@ def _link_cohort(source: Path, folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True)
     paths = []
     for index in range(count):
-        link = folder / f"sub-{index:03d}_FA.nii.gz"
-        link.symlink_to(source)
-        paths.append(link)
+        # Real copies: prepare treats paths that resolve to one file as one subject.
+        copy = folder / f"sub-{index:03d}_FA.nii.gz"
+        shutil.copyfile(source, copy)
+        paths.append(copy)
     return paths
 
 
@@ -39,6 +42,7 @@ def _time(inputs, output, config) -> float:
 
 
 def main() -> None:
+    tune_cpu_allocator()  # as the stylefa command does at start-up
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=50)
     parser.add_argument("--register-subjects", type=int, default=None,

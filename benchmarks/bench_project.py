@@ -17,6 +17,7 @@ import json
 import time
 
 import torch
+from stylefa.runtime import tune_cpu_allocator
 
 STUDY_SLICES = 8568
 STUDY_STEPS = 1000
@@ -52,6 +53,7 @@ def throughput(G, distance, batch: int, steps: int, warmup: int, device) -> floa
 
 
 def main() -> None:
+    tune_cpu_allocator()  # as the stylefa command does at start-up
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolution", type=int, default=64)

@@ -17,12 +17,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from stylefa.runtime import tune_cpu_allocator
 
 SHARED = Path(os.environ.get("STYLEFA_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SUBJECTS = ("subj-niivue_space-native_res-2p2mm_FA.nii.gz", "subj-tractseg_space-MNI_res-2p5mm_FA.nii.gz")
 
 
 def main() -> int:
+    tune_cpu_allocator()  # as the stylefa command does at start-up
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stylefa.runtime import tune_cpu_allocator
 
 
 def write_blob_dataset(root: Path, n: int, res: int) -> Path:
@@ -47,6 +48,7 @@ def write_blob_dataset(root: Path, n: int, res: int) -> Path:
 
 
 def main() -> None:
+    tune_cpu_allocator()  # as the stylefa command does at start-up
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="prepared dataset (default: synthetic blobs)")
     parser.add_argument("--resolution", type=int, default=64)

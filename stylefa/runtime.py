@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -18,9 +19,10 @@ def tune_cpu_allocator() -> bool:
     activations in again. On the 2-core VMs we measured this made a 64x64 generator
     forward pass 3-4x slower (see BENCHMARKS.md). Raising the mmap and trim thresholds
     makes freed buffers reusable; peak memory is unchanged, memory is only returned to
-    the OS later. Returns True when applied (glibc only; a no-op elsewhere).
+    the OS later. Returns True when applied (glibc only; a no-op elsewhere or when the
+    environment variable ``STYLEFA_DEFAULT_MALLOC=1`` asks to keep glibc's defaults).
     """
-    if not sys.platform.startswith("linux"):
+    if os.environ.get("STYLEFA_DEFAULT_MALLOC") == "1" or not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")
     if name is None:

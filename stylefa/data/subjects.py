@@ -97,16 +97,13 @@ def discover_inputs(items: list[str | os.PathLike]) -> list[SubjectInput]:
     """
     if not items:
         raise InputError("no inputs given")
-    seen_paths: set[Path] = set()
     by_key: dict[str, SubjectInput] = {}
     for item in items:
         for path in _expand_one(os.fspath(item)):
-            resolved = path.resolve()
-            if resolved in seen_paths:
-                continue
-            seen_paths.add(resolved)
             entry = subject_from_path(path)
             other = by_key.get(entry.key)
+            if other is not None and other.path.resolve() == path.resolve():
+                continue  # the same file reached twice (e.g. a folder and a glob overlap)
             if other is not None:
                 raise InputError(
                     f"same subject id {entry.key!r} as {other.path}; rename one (BIDS sub-/ses- entities "

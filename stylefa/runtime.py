@@ -36,3 +36,29 @@ def tune_cpu_allocator() -> bool:
     ok_mmap = mallopt(_M_MMAP_THRESHOLD, 1 << 30)
     ok_trim = mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
     return bool(ok_mmap and ok_trim)
+
+
+def resolve_device(name: str, local_rank: int | None = None):
+    """``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` -> ``torch.device``, with one-line errors.
+
+    Under torchrun each process takes GPU ``LOCAL_RANK`` (modulo the GPUs present) for
+    ``auto`` and plain ``cuda``; an explicit ``cuda:N`` is taken as given.
+    """
+    import torch
+
+    from stylefa.errors import InputError
+
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name} requested but no CUDA device is available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device

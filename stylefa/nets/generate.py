@@ -59,17 +59,6 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a device (use auto, cpu or cuda)") from None
 
 
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
@@ -193,6 +182,8 @@ def generate(config: GenerateConfig) -> list[Path]:
         raise InputError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {config.noise_mode!r}")
     if bool(config.seeds) == (config.projected_w is not None):
         raise InputError("give either --seeds or --projected-w (exactly one of them)")
+    from stylefa.runtime import resolve_device
+
     device = resolve_device(config.device)
     G = load_generator(config.network, device=device)
     if config.projected_w is not None:

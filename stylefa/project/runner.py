@@ -40,22 +40,6 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def resolve_device(name: str):
-    import os
-
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    return device
 
 
 def chunks(items: Sequence, size: int):
@@ -80,6 +64,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
         raise InputError("no targets to project")
     outdir = Path(config.outdir)
     rank, world = rank_and_world()
+    from stylefa.runtime import resolve_device
+
     device = resolve_device(config.device)
     G = frozen_copy(load_generator(config.network, device=device), device)
     if G.img_channels != 1:

@@ -83,17 +83,9 @@ class DistContext:
 
 
 def pick_device(request: str, local_rank: int = 0) -> torch.device:
-    from stylefa.errors import InputError
+    from stylefa.runtime import resolve_device
 
-    if request == "cpu":
-        return torch.device("cpu")
-    if request == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda requested but no CUDA device is available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    return resolve_device(request, local_rank)
 
 
 def init_distributed(device_request: str) -> DistContext:

@@ -31,16 +31,6 @@ def add_metrics_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    from stylefa.errors import InputError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available")
-    return name
 
 
 def run_metrics_command(args: argparse.Namespace) -> int:
@@ -60,7 +50,9 @@ def run_metrics_command(args: argparse.Namespace) -> int:
     from stylefa.data import FADataset  # written by the data stage
     from stylefa.train.metrics.compute import MetricsConfig, compute_metrics
 
-    device = resolve_device(args.device)
+    from stylefa.runtime import resolve_device
+
+    device = str(resolve_device(args.device))
     config = MetricsConfig(
         num_gen=args.num_gen,
         max_real=args.max_real,

@@ -35,14 +35,15 @@ def register(subparsers) -> None:
     study.add_argument("--split", default="test", help="dataset split (default test)")
     study.add_argument("--max-slices", type=int, default=8, help="slices to study (default 8)")
     study.add_argument("--steps", type=int, default=1000, help="projection steps (default 1000)")
-    study.add_argument("--perceptual", default="lpips-vgg16",
-                       help="projection distance: lpips-vgg16 | stlpips-vgg16 | mse (default lpips-vgg16)")
+    study.add_argument("--perceptual", default="lpips-vgg16", choices=("lpips-vgg16", "stlpips-vgg16", "mse"),
+                       help="projection distance (default lpips-vgg16, the study's; it needs torchvision's VGG16 "
+                            "ImageNet file in the torch hub cache — offline, use stlpips-vgg16)")
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
     study.add_argument("--batch-size", type=int, default=8)
     study.add_argument("--w-avg-samples", type=int, default=10000)
-    study.add_argument("--device", default="cpu")
+    study.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     study.add_argument("--seed", type=int, default=0)
     study.set_defaults(handler=_run_study)
 
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
 
 def _run_study(args: argparse.Namespace) -> int:
     from stylefa.study.conditions import DEFAULT_CONDITIONS
+    from stylefa.runtime import resolve_device
     from stylefa.study.study import StudyConfig, run_study
 
     config = StudyConfig(
@@ -70,7 +72,7 @@ def _run_study(args: argparse.Namespace) -> int:
         lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,
-        seed=args.seed, device=args.device, figure_slices=args.figure_slices,
+        seed=args.seed, device=str(resolve_device(args.device)), figure_slices=args.figure_slices,
     )
     result = run_study(config)
     print(f"{result.num_projections} projections; report: {result.report}")

@@ -275,7 +275,12 @@ def run_study(config: StudyConfig) -> StudyResult:
     check_settings(projection_dir, settings)
     targets = [Target(c.target_id, c.modified, c.known, None) for c in cases]
     if G.c_dim:
-        labels = {item.key: source.load(item).label for item in source.items if item.key in {c.slice_key for c in cases}}
+        needed = {c.slice_key for c in cases}
+        labels = {item.key: source.load(item).label for item in source.items if item.key in needed}
+        if any(label is None or np.asarray(label).shape != (G.c_dim,) for label in labels.values()):
+            raise InputError(
+                f"the generator is conditional (c_dim {G.c_dim}): --data must be a prepared dataset whose "
+                f"labels have {G.c_dim} entries", config.network)
         targets = [Target(t.id, t.fa, t.known, labels[c.slice_key]) for t, c in zip(targets, cases)]
     already_done = all((projection_dir / f"{t.id}.npy").is_file() for t in targets)
     projections = project_targets(G, targets, project_config, distance, projection_dir,

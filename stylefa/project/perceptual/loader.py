@@ -133,7 +133,10 @@ def _find_torchvision_vgg16(spec: PerceptualSpec) -> Path:
     if spec.download:
         import torch.hub
 
-        torch.hub.load_state_dict_from_url(TORCHVISION_VGG16_URL, progress=True, map_location="cpu")
+        # Only fetch the file (hash-checked); it is read later with weights_only=True like any
+        # user-given file, never unpickled by torch.hub.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(TORCHVISION_VGG16_URL, str(cached), hash_prefix="397923af", progress=True)
         return cached
     raise InputError(
         f"VGG16 ImageNet weights ({TORCHVISION_VGG16_FILE}) not found offline: pass --vgg16 PATH, "

@@ -188,6 +188,12 @@ def generate(config: GenerateConfig) -> list[Path]:
     G = load_generator(config.network, device=device)
     if config.projected_w is not None:
         w_all, noise_all = load_projected_w(config.projected_w, G)
+        if noise_all and config.noise_mode != "const":
+            # The projection's optimised noise maps are part of the result; silently replacing
+            # them would render a different image than the one the projection reported.
+            raise InputError(
+                f"holds projected noise maps, which are rendered with --noise-mode const only "
+                f"(got {config.noise_mode})", config.projected_w)
         jobs = [(f"proj{index:04d}", index) for index in range(w_all.shape[0])]
     else:
         if config.truncation_psi != 1 and getattr(G.mapping, "w_avg_beta", 0) is None:

@@ -165,6 +165,10 @@ def test_projected_w_rerenders_exactly(nets_dir, tmp_path, capsys):
             np.load(tmp_path / "two" / f"proj{index:04d}.npy"), _fa(G, seed, noise_mode="none")[0], atol=1e-5
         )
 
+    code, _, err = _run(["generate", "--network", net, "--projected-w", tmp_path / "two.npz", "--noise-mode", "random",
+                         "--outdir", tmp_path / "rnd"], capsys)
+    assert code == 2 and "--noise-mode const only" in err and "two.npz" in err
+
     np.savez(tmp_path / "bad.npz", w=ws[:, :2])
     code, _, err = _run(["generate", "--network", net, "--projected-w", tmp_path / "bad.npz", "--outdir", tmp_path / "x"], capsys)
     assert code == 2 and "'w' has shape" in err and "bad.npz" in err

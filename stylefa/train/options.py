@@ -43,6 +43,8 @@ class Preset:
     ema_rampup: float | None
     map_layers: int
     d_architecture: str = "resnet"
+    pl_weight: float = 2.0
+    style_mixing_prob: float = 0.9
 
 
 PRESETS: dict[str, Preset] = {
@@ -52,7 +54,8 @@ PRESETS: dict[str, Preset] = {
     "paper256": Preset(25000, 64, 8, 16384, 512, 0.0025, 1.0, 20.0, None, 8),
     "paper512": Preset(25000, 64, 8, 32768, 512, 0.0025, 0.5, 20.0, None, 8),
     "paper1024": Preset(25000, 32, 4, 32768, 512, 0.002, 2.0, 10.0, None, 8),
-    "cifar": Preset(100000, 64, 32, 32768, 512, 0.0025, 0.01, 500.0, 0.05, 2, "orig"),
+    # The reference also switches off path-length regularisation and style mixing for cifar.
+    "cifar": Preset(100000, 64, 32, 32768, 512, 0.0025, 0.01, 500.0, 0.05, 2, "orig", 0.0, 0.0),
     # CPU-sized network for the shipped 64x64 demo model; auto rules for gamma / EMA.
     "small": Preset(500, 16, 4, 2048, 64, 0.0025, None, None, 0.05, 2),
     # Smoke tests and pipeline checks only: a few thousand parameters per layer.
@@ -306,7 +309,7 @@ def resolve(
         total_kimg=options.kimg if options.kimg is not None else spec.kimg,
         tick_kimg=options.tick_kimg,
         snap=options.snap,
-        loss=LossConfig(r1_gamma=gamma),
+        loss=LossConfig(r1_gamma=gamma, pl_weight=spec.pl_weight, style_mixing_prob=spec.style_mixing_prob),
         optim=OptimConfig(lr=lr),
         ema_kimg=ema_kimg,
         ema_rampup=spec.ema_rampup,

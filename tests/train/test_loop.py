@@ -148,6 +148,9 @@ def test_presets_match_the_reference():
     paper = resolve(TrainOptions(data="d", outdir="o", cfg="paper256"), 256, 0, num_gpus=8, device_type="cpu")
     assert (paper.batch, paper.loss.r1_gamma, paper.ema_kimg, paper.ema_rampup) == (64, 1.0, 20.0, None)
     assert paper.G.mapping.num_layers == 8 and paper.D.epilogue.mbstd_group_size == 8
+    cifar = resolve(TrainOptions(data="d", outdir="o", cfg="cifar"), 32, 0, device_type="cpu")
+    assert (cifar.loss.pl_weight, cifar.loss.style_mixing_prob, cifar.D.architecture) == (0.0, 0.0, "orig")
+    assert (auto_8gpu.loss.pl_weight, auto_8gpu.loss.style_mixing_prob) == (2.0, 0.9)
     small = resolve(TrainOptions(data="d", outdir="o", cfg="small"), 64, 0, device_type="cpu")
     assert small.G.mapping.num_layers == 2 and small.G.synthesis.channel_max == 64 and small.batch == 16
 

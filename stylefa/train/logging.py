@@ -63,11 +63,34 @@ class StatsCollector:
         return out
 
 
-class RunLogger:
-    """stats.jsonl (appended, so a resumed run continues the same file) and TensorBoard."""
+def _truncate_stats(path: Path, resume_kimg: float) -> None:
+    from stylefa.fileio import write_text
 
-    def __init__(self, run_dir: Path, enable_tensorboard: bool = True):
-        self.jsonl = open(run_dir / "stats.jsonl", "a", encoding="utf-8")
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a record cut short by a kill mid-write
+        kimg = record.get("Progress/kimg", {}).get("mean") if isinstance(record, dict) else None
+        if kimg is None or kimg <= resume_kimg + 1e-6:
+            kept.append(line)
+    write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+class RunLogger:
+    """stats.jsonl (appended, so a resumed run continues the same file) and TensorBoard.
+
+    On resume, ticks logged after the snapshot being resumed (they will be trained and logged
+    again) and a line cut short by a kill are dropped first, so the file stays one record per
+    tick and valid JSONL.
+    """
+
+    def __init__(self, run_dir: Path, enable_tensorboard: bool = True, resume_kimg: float | None = None):
+        path = run_dir / "stats.jsonl"
+        if resume_kimg is not None and path.is_file():
+            _truncate_stats(path, resume_kimg)
+        self.jsonl = open(path, "a", encoding="utf-8")
         self.tb = None
         if enable_tensorboard:
             try:

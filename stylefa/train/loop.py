@@ -393,7 +393,8 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
 
     state = trainer.state
     stats = StatsCollector(dist.device)
-    logger = RunLogger(run_dir) if main else None
+    resume_kimg = state.cur_nimg / 1e3 if resume_meta is not None else None
+    logger = RunLogger(run_dir, resume_kimg=resume_kimg) if main else None
     total_nimg = int(round(config.total_kimg * 1000))
     bar = None
     if main and progress:

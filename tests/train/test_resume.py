@@ -132,3 +132,15 @@ def test_sigkill_mid_snapshot_keeps_previous_snapshot(tmp_path):
     assert not list(run_dir.glob(".resume-*.tmp*"))  # the killed writer's temp file was cleaned up
     final = find_latest_snapshot(run_dir)
     assert json.loads(final.read_text())["cur_nimg"] >= 1100
+
+
+def test_resumed_stats_drop_ticks_after_the_snapshot_and_cut_lines(tmp_path):
+    from stylefa.train.logging import RunLogger
+
+    lines = [json.dumps({"Progress/kimg": {"num": 1, "mean": k, "std": 0.0}, "timestamp": k}) for k in (0.0, 4.0, 8.0)]
+    (tmp_path / "stats.jsonl").write_text("\n".join(lines) + '\n{"Progress/kimg": {"num"')
+    logger = RunLogger(tmp_path, enable_tensorboard=False, resume_kimg=4.0)
+    logger.write({"Progress/kimg": {"num": 1, "mean": 5.0, "std": 0.0}}, {}, kimg=5.0, walltime=0.0, timestamp=5.0)
+    logger.jsonl.close()
+    kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == [0.0, 4.0, 5.0]

@@ -48,17 +48,17 @@ class TargetResult:
 
 
 def ssim_fa(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two FA images (clipped to [0, 1]) with the study's settings."""
-    from skimage.metrics import structural_similarity
+    """SSIM of two FA images (clipped to [0, 1]) with the study's settings (one implementation:
+    ``stylefa.study.metrics.ssim``, equal to skimage's to 1e-6)."""
+    from stylefa.study.metrics import ssim
 
-    return float(structural_similarity(
-        np.clip(a, 0, 1).astype(np.float64), np.clip(b, 0, 1).astype(np.float64),
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
-    ))
+    return ssim(np.clip(a, 0, 1).astype(np.float64), np.clip(b, 0, 1).astype(np.float64))
 
 
 def mse_fa(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1)) ** 2))
+    from stylefa.study.metrics import mse
+
+    return mse(np.clip(a, 0, 1).astype(np.float64), np.clip(b, 0, 1).astype(np.float64))
 
 
 def curves_csv(curves: dict[str, np.ndarray]) -> str:
@@ -75,7 +75,9 @@ def save_gif(path: Path, target_fa: np.ndarray, frames: list[np.ndarray], durati
     """Animated GIF of target | projection, one frame per kept step (PIL only, no ffmpeg)."""
     from PIL import Image
 
-    left = np.rint(np.clip(target_fa, 0, 1) * 255).astype(np.uint8)
+    from stylefa.fileio import fa_to_uint8
+
+    left = fa_to_uint8(target_fa)
     images = [Image.fromarray(np.concatenate([left, frame], axis=1)) for frame in frames]
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 

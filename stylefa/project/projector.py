@@ -86,8 +86,9 @@ def masked_mse(images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor 
 
 
 def to_fa_frames(images: torch.Tensor) -> list[np.ndarray]:
-    fa = ((images.detach()[:, 0] + 1) / 2).clamp(0, 1).cpu().numpy()
-    return [np.rint(frame * 255).astype(np.uint8) for frame in fa]
+    from stylefa.fileio import fa_to_uint8
+
+    return list(fa_to_uint8(((images.detach()[:, 0] + 1) / 2).cpu().numpy()))
 
 
 def initial_latents(G, config: ProjectConfig, w_stats: WStats, generators: list[torch.Generator],

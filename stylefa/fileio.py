@@ -115,3 +115,87 @@ def write_png_gray(path: str | os.PathLike, fa: np.ndarray) -> None:
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(fa_to_uint8(np.asarray(fa))).save(tmp, format="PNG")
+
+
+def safe_name(text: str, fallback: str = "item") -> str:
+    """``text`` as one file-name component: runs of anything but letters, digits, ``.``,
+    ``_`` and ``-`` become ``_``; leading/trailing dots are dropped (no hidden files, no ``..``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or fallback
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+RUN_SETTINGS_FILE = "settings.json"
+
+
+def check_run_settings(folder: str | os.PathLike, settings: dict, what: str = "results") -> None:
+    """A resumable job's outputs in ``folder`` must all come from the same settings.
+
+    The first run records ``settings`` (JSON-able: network and data hashes, options) in
+    ``folder/settings.json``; a later run with different settings is refused rather than
+    mixing results of two configurations in one folder.
+    """
+    folder = Path(folder)
+    path = folder / RUN_SETTINGS_FILE
+    wanted = json.loads(json.dumps(settings))
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if previous != wanted:
+            changed = sorted(_changed_keys(previous, wanted)) if isinstance(previous, dict) else ["(unreadable)"]
+            raise InputError(
+                f"holds {what} made with other settings (changed: {', '.join(changed) or '?'}); "
+                "use a new output folder or delete this one", folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, wanted)
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(_changed_keys(a, b, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def read_png_gray(path: str | os.PathLike) -> np.ndarray:
+    """A PNG as grey levels in [0, 1] (float32, 2-D), keeping 16-bit depth.
+
+    8-bit images are divided by 255 and 16-bit ones by 65535 (converting those to 8-bit
+    first would clip them); colour or palette images are reduced to luminance.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                grey = np.asarray(img, dtype=np.float64)
+                scale = 65535.0 if img.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
+                return (grey / scale).astype(np.float32)
+            if img.mode == "F":
+                return np.asarray(img, dtype=np.float32)
+            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, SyntaxError, ValueError) as exc:
+        # PIL reports unknown or truncated files as OSError (UnidentifiedImageError) or
+        # SyntaxError, depending on where the decoder gives up.
+        raise InputError(f"cannot read PNG ({exc})", path) from None

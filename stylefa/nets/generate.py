@@ -8,7 +8,6 @@ Outputs are on the FA scale: ``FA = (x + 1) / 2`` of the network output ``x``; t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from stylefa.errors import InputError
+from stylefa.fileio import file_digest
 
 NOISE_MODES = ("const", "random", "none")
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts seeds in [0, 2**32)
@@ -85,21 +85,13 @@ def write_fa_outputs(outdir: Path, stem: str, fa: np.ndarray) -> list[Path]:
     return paths
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_settings(config: GenerateConfig) -> None:
     """Outputs in an existing folder are reused only if they came from the same settings."""
     from stylefa.fileio import write_json
 
     settings: dict[str, Any] = {
-        "network_sha256": _sha256(config.network),
-        "projected_w_sha256": None if config.projected_w is None else _sha256(config.projected_w),
+        "network_sha256": file_digest(config.network),
+        "projected_w_sha256": None if config.projected_w is None else file_digest(config.projected_w),
         "truncation_psi": config.truncation_psi,
         "noise_mode": config.noise_mode,
         "class_index": config.class_index,

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from stylefa.errors import InputError
+from stylefa.fileio import check_run_settings, file_digest
 from stylefa.project.config import ProjectConfig
 from stylefa.project.outputs import (
     TargetResult, is_finished, rank_and_world, write_summary, write_target,
@@ -40,6 +41,22 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+
+
+def run_settings(config: RunConfig) -> dict:
+    """What a result depends on (not the batch size, device or video frames: a target's
+    trajectory is the same either way), compared on every re-run so one folder never mixes two configurations."""
+    perceptual = dataclasses.asdict(config.perceptual)
+    perceptual.pop("download")
+    for key in ("vgg16", "lpips_heads", "stlpips_weights"):
+        if perceptual[key] is not None:
+            perceptual[key] = file_digest(perceptual[key]) if Path(perceptual[key]).is_file() else perceptual[key]
+    return {
+        "network_sha256": file_digest(config.network),
+        "mask_sha256": None if config.mask is None else file_digest(config.mask),
+        "project": {k: v for k, v in config.project.to_dict().items() if k != "video_every"},
+        "perceptual": perceptual,
+    }
 
 
 def chunks(items: Sequence, size: int):
@@ -75,8 +92,10 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
 
     mine = shard(targets, rank, world)
     pending = [spec for spec in mine if not is_finished(outdir, spec.target_id)]
+    # Loaded before the settings are recorded so a missing weights file leaves no trace.
+    distance = load_perceptual(config.perceptual, device) if pending else None
+    check_run_settings(outdir, run_settings(config), what="projections")
     if pending:
-        distance = load_perceptual(config.perceptual, device)
         w_stats = compute_w_stats(G, config.project.w_avg_samples, config.project.w_avg_seed, device)
         run_record = {
             "network": str(config.network),

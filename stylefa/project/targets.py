@@ -8,7 +8,6 @@ targets. Images are FA in [0, 1], float32 [R, R] at the generator's resolution.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from stylefa.errors import InputError
+from stylefa.fileio import read_png_gray, safe_name
 
 FAImage = np.ndarray
 
@@ -31,7 +31,7 @@ class TargetSpec:
 
 
 def safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "target"
+    return safe_name(text, fallback="target")
 
 
 def check_unique(specs: Sequence[TargetSpec]) -> None:
@@ -83,14 +83,7 @@ def read_image_file(path: Path) -> np.ndarray:
             raise InputError(f"array has non-numeric dtype {image.dtype}", path)
         return check_fa_range(image.astype(np.float32), path)
     if suffix == ".png":
-        from PIL import Image
-
-        try:
-            with Image.open(path) as img:
-                grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-        except OSError as exc:
-            raise InputError(f"cannot read PNG ({exc})", path) from None
-        return grey
+        return read_png_gray(path)
     raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
 
 
@@ -173,10 +166,7 @@ def read_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise InputError(f"cannot read .npy ({exc})", path) from None
     elif path.suffix.lower() == ".png":
-        from PIL import Image
-
-        with Image.open(path) as img:
-            mask = np.asarray(img.convert("L"))
+        mask = read_png_gray(path)
     else:
         raise InputError("mask must be a .npy or .png file", path)
     mask = np.squeeze(mask)

@@ -345,6 +345,16 @@ def training_loop(
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+GEOMETRY_KEYS = ("resolution", "fov_mm", "center_mm", "levels_mm", "pixel_size_mm", "orientation", "values", "mask")
+
+
+def training_geometry(dataset) -> dict[str, Any]:
+    """The slice geometry of the training data (levels, field of view, mask rule), recorded in
+    every snapshot so that ``stylefa study`` can cut new FA volumes exactly as the model saw them."""
+    info = getattr(dataset, "info", None) or {}
+    return {key: info[key] for key in GEOMETRY_KEYS if key in info}
+
+
 def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, progress) -> TrainResult:
     from tqdm import tqdm
 
@@ -442,7 +452,8 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
                 files = snapshot_files(run_dir, state.cur_nimg)
                 provenance = Provenance(source="train", kimg=state.cur_nimg / 1000,
                                         extra={"run_dir": run_dir.name, "cur_nimg": state.cur_nimg,
-                                               "augment_p": p, "options": config.to_dict()})
+                                               "augment_p": p, "options": config.to_dict(),
+                                               "dataset": training_geometry(dataset)})
 
                 def save_nets(path: Path) -> None:
                     save_networks(path, G=trainer.G, G_ema=trainer.G_ema, D=trainer.D, provenance=provenance)

@@ -194,3 +194,33 @@ def test_dataset_targets_by_split_and_subject(tmp_path):
         dataset_targets(root, "test", subjects=["sub-03"], resolution=16)
     with pytest.raises(InputError, match="resolution"):
         dataset_targets(root, "test", resolution=32)
+
+
+def test_rerun_with_other_settings_is_refused(network, target_files, tmp_path, capsys):
+    outdir = tmp_path / "out"
+    common = ["--network", network, "--targets", target_files[0], "--outdir", outdir,
+              "--perceptual", "mse", "--w-avg-samples", 100, "--device", "cpu"]
+    assert run(*common, "--steps", 2) == 0
+    capsys.readouterr()
+    assert run(*common, "--steps", 3) == 2
+    err = capsys.readouterr().err.strip()
+    assert "other settings" in err and "project.steps" in err and "\n" not in err
+    assert run(*common, "--steps", 2, "--batch", 7) == 0  # batch size does not change results
+
+
+def test_sixteen_bit_png_target_keeps_its_depth(tmp_path):
+    from stylefa.project.targets import read_image_file
+
+    levels = np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels).save(path)
+    np.testing.assert_allclose(read_image_file(path), levels / 65535.0, atol=1e-7)
+
+
+def test_corrupt_png_mask_is_one_line_error(network, target_files, tmp_path, capsys):
+    bad = tmp_path / "mask.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    code = run("--network", network, "--targets", target_files[0], "--outdir", tmp_path / "o", "--steps", 2,
+               "--perceptual", "mse", "--device", "cpu", "--mask", bad)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot read PNG" in err and "\n" not in err

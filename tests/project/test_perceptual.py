@@ -10,7 +10,8 @@ from stylefa.errors import InputError
 from stylefa.project.perceptual import PerceptualSpec, load_perceptual
 from stylefa.project.perceptual.base import NetworkRecord, PixelMSE
 from stylefa.project.perceptual.lpips import LPIPS, load_lpips_heads
-from stylefa.project.perceptual.loader import packaged_file, sha256_of
+from stylefa.fileio import file_digest
+from stylefa.project.perceptual.loader import packaged_file
 from stylefa.project.perceptual.vgg16 import TORCHVISION_CONV_INDEX, VGG16Trunk
 
 
@@ -69,7 +70,7 @@ def test_stlpips_vgg16_matches_stlpips_package(monkeypatch):
     ours = load_perceptual(PerceptualSpec("stlpips-vgg16"))
     assert ours.record.name == "stlpips-vgg16"
     (path, digest), = ours.record.weight_files.items()
-    assert digest == sha256_of(path) and len(digest) == 64
+    assert digest == file_digest(path) and len(digest) == 64
 
     a, b = image_pairs(size=48)
     with torch.no_grad():

@@ -9,14 +9,13 @@ with ``torch.load(weights_only=True)``; the sha256 of every file read is recorde
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from stylefa.errors import InputError
+from stylefa.fileio import file_digest
 
 PERCEPTUAL_CHOICES = ("lpips-vgg16", "stlpips-vgg16", "mse")
 TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
@@ -33,14 +32,6 @@ class PerceptualSpec:
     lpips_heads: str | None = None  # LPIPS v0.1 vgg.pth
     stlpips_weights: str | None = None  # ST-LPIPS vgg_shift_tolerant.pth
     download: bool = False
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def packaged_file(package: str, relative: str) -> Path | None:
@@ -117,7 +108,7 @@ def _load_stlpips(spec: PerceptualSpec):
                 "ST-LPIPS weights not found: install the stlpips-pytorch wheel or pass --stlpips-weights PATH",
                 "stlpips_pytorch/weights/vST0.0/vgg_shift_tolerant.pth",
             )
-    record = NetworkRecord("stlpips-vgg16", {str(path): sha256_of(path)})
+    record = NetworkRecord("stlpips-vgg16", {str(path): file_digest(path)})
     try:
         return shift_tolerant_lpips(_load_state(path), record)
     except KeyError as exc:
@@ -159,7 +150,7 @@ def _load_lpips(spec: PerceptualSpec):
             module = torch.jit.load(str(vgg_path), map_location="cpu")
         except Exception as exc:
             raise InputError(f"cannot load TorchScript VGG16 ({type(exc).__name__})", vgg_path) from None
-        record = NetworkRecord("lpips-vgg16 (NVIDIA TorchScript vgg16.pt)", {str(vgg_path): sha256_of(vgg_path)})
+        record = NetworkRecord("lpips-vgg16 (NVIDIA TorchScript vgg16.pt)", {str(vgg_path): file_digest(vgg_path)})
         return TorchScriptVGG16LPIPS(module, record)
 
     if spec.lpips_heads is not None:
@@ -181,6 +172,6 @@ def _load_lpips(spec: PerceptualSpec):
     except KeyError as exc:
         raise InputError(f"not LPIPS VGG heads ({exc.args[0]})", heads_path) from None
     record = NetworkRecord(
-        "lpips-vgg16", {str(vgg_path): sha256_of(vgg_path), str(heads_path): sha256_of(heads_path)}
+        "lpips-vgg16", {str(vgg_path): file_digest(vgg_path), str(heads_path): file_digest(heads_path)}
     )
     return LPIPS(trunk, heads, record)

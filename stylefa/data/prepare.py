@@ -142,6 +142,13 @@ def _file_identity(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def _mask_identity(task: "SubjectTask") -> dict | None:
+    """Identity of the brain mask a shard was cut with: a mask added, removed or edited
+    beside the FA map makes the shard stale."""
+    mask_path = find_sibling_mask(task.subject.path) if task.sibling_masks else None
+    return None if mask_path is None else _file_identity(mask_path)
+
+
 def resolve_template(config: PrepareConfig) -> Path | None:
     """The template file registration uses, or None without --register."""
     if not config.register:
@@ -243,6 +250,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
         "session": task.subject.session,
         "source": str(path),
         "source_identity": _file_identity(path),
+        "mask_identity": None if mask_path is None else _file_identity(mask_path),
         "registered": task.template_path is not None,
         "registration": registration,
         "mask_source": mask_source,
@@ -262,7 +270,8 @@ def process_subject(task: SubjectTask) -> dict:
     images_path, masks_path, info_path = _shard_paths(task.shard_dir, task.subject.key)
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info.get("source_identity") == _file_identity(task.subject.path) and images_path.is_file():
+        if (info.get("source_identity") == _file_identity(task.subject.path)
+                and info.get("mask_identity") == _mask_identity(task) and images_path.is_file()):
             return {"ok": True, "info": info, "reused": True}
     try:
         fa, masks, info = slice_subject(task)

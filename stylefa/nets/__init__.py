@@ -15,6 +15,7 @@ from stylefa.nets.config import (
     MappingConfig,
     SynthesisConfig,
     auto_configs,
+    small_configs,
     channels_per_resolution,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "SynthesisConfig",
     "EpilogueConfig",
     "auto_configs",
+    "small_configs",
     "channels_per_resolution",
 ]

@@ -142,3 +142,38 @@ def auto_configs(
         epilogue=EpilogueConfig(mbstd_group_size=mbstd_group_size),
     )
     return g, d
+
+
+# The CPU-sized demo architecture (``stylefa init-network --cfg small`` and ``stylefa train
+# --cfg small`` both build it): the reference's layout with 32-64 feature maps per layer.
+SMALL_CHANNEL_BASE = 2048
+SMALL_CHANNEL_MAX = 64
+
+
+def small_configs(
+    img_resolution: int, img_channels: int = 1, c_dim: int = 0, mbstd_group_size: int = 4
+) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The demo model's architecture: 512-dim latents, 2 mapping layers, at most 64 feature
+    maps (32 at 64 px), fp32 everywhere; a few MB, trainable on a CPU."""
+    g = GeneratorConfig(
+        z_dim=512,
+        c_dim=c_dim,
+        w_dim=512,
+        img_resolution=img_resolution,
+        img_channels=img_channels,
+        mapping=MappingConfig(num_layers=2),
+        synthesis=SynthesisConfig(
+            channel_base=SMALL_CHANNEL_BASE, channel_max=SMALL_CHANNEL_MAX, num_fp16_res=0, conv_clamp=256
+        ),
+    )
+    d = DiscriminatorConfig(
+        c_dim=c_dim,
+        img_resolution=img_resolution,
+        img_channels=img_channels,
+        channel_base=SMALL_CHANNEL_BASE,
+        channel_max=SMALL_CHANNEL_MAX,
+        num_fp16_res=0,
+        conv_clamp=256,
+        epilogue=EpilogueConfig(mbstd_group_size=mbstd_group_size),
+    )
+    return g, d

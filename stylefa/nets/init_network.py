@@ -1,7 +1,8 @@
 """Fresh, randomly initialised networks written as a stylefa snapshot.
 
 Two presets: ``auto`` is the reference's ``--cfg auto`` architecture (what the study trains);
-``small`` is a few-MB network for smoke tests, demos and CPU experiments.
+``small`` is the demo model's few-MB architecture (the same as ``stylefa train --cfg small``),
+for smoke tests, demos and CPU experiments.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from pathlib import Path
 from stylefa.errors import InputError
 from stylefa.nets.config import (
     DiscriminatorConfig,
-    EpilogueConfig,
     GeneratorConfig,
-    MappingConfig,
-    SynthesisConfig,
     auto_configs,
+    small_configs,
 )
 
 PRESETS = ("auto", "small")
@@ -37,31 +36,6 @@ class InitNetworkOptions:
     map_layers: int | None = None
     seed: int = 0
     overwrite: bool = False
-
-
-def small_configs(resolution: int, channels: int = 1, c_dim: int = 0) -> tuple[GeneratorConfig, DiscriminatorConfig]:
-    """64-dim latents, at most 64 feature maps, fp32 everywhere."""
-    base, cap = 32 * resolution, 64
-    g = GeneratorConfig(
-        z_dim=64,
-        c_dim=c_dim,
-        w_dim=64,
-        img_resolution=resolution,
-        img_channels=channels,
-        mapping=MappingConfig(num_layers=2),
-        synthesis=SynthesisConfig(channel_base=base, channel_max=cap, num_fp16_res=0, conv_clamp=256),
-    )
-    d = DiscriminatorConfig(
-        c_dim=c_dim,
-        img_resolution=resolution,
-        img_channels=channels,
-        channel_base=base,
-        channel_max=cap,
-        num_fp16_res=0,
-        conv_clamp=256,
-        epilogue=EpilogueConfig(mbstd_group_size=4),
-    )
-    return g, d
 
 
 def configs_for(options: InitNetworkOptions) -> tuple[GeneratorConfig, DiscriminatorConfig]:

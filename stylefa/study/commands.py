@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_CONDITIONS_HELP = "none,noise:0.05,noise:0.1,saltpepper:0.05,inpaint:rect:{zero,biharmonic,masked},blur:1,blur:2"
-
 
 def register(subparsers) -> None:
+    from stylefa.project.perceptual.loader import PERCEPTUAL_CHOICES
+    from stylefa.study.conditions import DEFAULT_CONDITIONS
+
     study = subparsers.add_parser(
         "study",
         help="project slices under corruptions and lesions; metrics, figures, HTML report",
@@ -17,10 +18,11 @@ def register(subparsers) -> None:
     )
     study.add_argument("--network", required=True, help="generator checkpoint (.safetensors or reference .pkl)")
     study.add_argument("--data", required=True, nargs="+",
-                       help="a prepared dataset folder, or FA NIfTI files in MNI space")
+                       help="a prepared dataset folder, or FA NIfTI files/folders in MNI space (cut like the "
+                            "network's training data when its snapshot records their geometry)")
     study.add_argument("--outdir", required=True, help="output folder (resumable)")
-    study.add_argument("--conditions", default=None,
-                       help=f"comma-separated condition specs (default: {DEFAULT_CONDITIONS_HELP})")
+    study.add_argument("--conditions", default=DEFAULT_CONDITIONS,
+                       help=f"comma-separated condition specs (default: {DEFAULT_CONDITIONS})")
     study.add_argument("--lesions", nargs="+", default=[], metavar="MASK",
                        help="lesion masks (NIfTI, same world space as the FA), e.g. patientNN_space-MNI_lesionmask.nii.gz")
     study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR",
@@ -35,9 +37,14 @@ def register(subparsers) -> None:
     study.add_argument("--split", default="test", help="dataset split (default test)")
     study.add_argument("--max-slices", type=int, default=8, help="slices to study (default 8)")
     study.add_argument("--steps", type=int, default=1000, help="projection steps (default 1000)")
-    study.add_argument("--perceptual", default="lpips-vgg16", choices=("lpips-vgg16", "stlpips-vgg16", "mse"),
-                       help="projection distance (default lpips-vgg16, the study's; it needs torchvision's VGG16 "
-                            "ImageNet file in the torch hub cache — offline, use stlpips-vgg16)")
+    # The perceptual options are those of `stylefa project` (same names, help and loader).
+    study.add_argument("--perceptual", choices=PERCEPTUAL_CHOICES, default="lpips-vgg16",
+                       help="image distance (default lpips-vgg16, the study's; needs VGG16 ImageNet weights; "
+                       "stlpips-vgg16 works offline)")
+    study.add_argument("--vgg16", metavar="PATH", help="torchvision vgg16-397923af.pth or NVIDIA's TorchScript vgg16.pt")
+    study.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 vgg.pth (default: from the lpips wheel)")
+    study.add_argument("--stlpips-weights", metavar="PATH", help="vgg_shift_tolerant.pth (default: from the stlpips-pytorch wheel)")
+    study.add_argument("--download", action="store_true", help="allow downloading missing VGG16 weights")
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
@@ -61,16 +68,16 @@ def register(subparsers) -> None:
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from stylefa.study.conditions import DEFAULT_CONDITIONS
     from stylefa.runtime import resolve_device
     from stylefa.study.study import StudyConfig, run_study
 
     config = StudyConfig(
         network=args.network, data=list(args.data), outdir=args.outdir,
-        conditions=args.conditions or DEFAULT_CONDITIONS, lesions=list(args.lesions), flair=list(args.flair),
+        conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
         lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
-        lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual,
+        lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,
+        lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,
         seed=args.seed, device=str(resolve_device(args.device)), figure_slices=args.figure_slices,
     )

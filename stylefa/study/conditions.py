@@ -135,10 +135,6 @@ class Condition:
     def apply(self, fa: np.ndarray, rng: np.random.Generator) -> ConditionResult:
         return self.apply_fn(fa, rng)
 
-    @property
-    def masked(self) -> bool:
-        return self.name.startswith("inpaint:") and ":masked" in self.name
-
 
 def _number(text: str, spec: str, what: str, lo: float, hi: float) -> float:
     try:

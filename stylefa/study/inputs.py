@@ -2,27 +2,41 @@
 
 Both give, per slice, its FA in [0, 1], brain mask, world plane (for lesions and tissue
 regions) and class label (for conditional generators).
+
+FA NIfTI files are cut exactly as the network's training data were: on the slice geometry
+the training snapshot records (levels, field of view, centre, mask threshold), through the
+same per-subject function ``stylefa prepare`` uses (``stylefa.data.prepare.slice_subject``:
+reorientation, level check, sibling brain mask or FA threshold with holes filled, BIDS
+subject ids). A network without recorded geometry gets the default grid at its resolution.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.slices import SliceGrid
 from stylefa.errors import InputError
-from stylefa.study.geometry import SlicePlane
+from stylefa.fileio import file_digest, safe_name
+
+
+def single_level(grid: SliceGrid, z_mm: float) -> SliceGrid:
+    """The one-level grid of the slice at ``z_mm``: what lesions and tissue priors are sampled on."""
+    return dataclasses.replace(grid, levels_mm=(float(z_mm),))
 
 
 @dataclass(frozen=True)
 class SliceInfo:
     key: str  # unique, file-name safe
     subject: str
+    scan: str  # one FA volume: subject plus session
     level: int
     z_mm: float
-    plane: SlicePlane
+    plane: SliceGrid  # this slice's geometry: a grid with the single level z_mm
     index: int  # position in the source
 
 
@@ -34,27 +48,89 @@ class SliceData:
     label: np.ndarray | None  # one-hot float32 or None
 
 
+@dataclass(frozen=True)
+class Slicing:
+    """How FA volumes are cut into slices, and where that geometry came from."""
+
+    grid: SliceGrid
+    mask_threshold: float | None  # None: not recorded (a dataset made before masks were described)
+    origin: str
+
+    def to_dict(self) -> dict:
+        return {"grid": self.grid.to_dict(), "mask_threshold": self.mask_threshold, "from": self.origin}
+
+
+TRAINING_ORIGIN = "the network's training data (geometry recorded in the snapshot)"
+DEFAULT_ORIGIN = "default grid at the network's resolution (the snapshot records no training geometry)"
+
+
+def training_slicing(provenance, resolution: int, network) -> Slicing:
+    """The training data's slicing from a snapshot's provenance, else the default grid.
+
+    ``provenance.extra["dataset"]`` holds the prepared dataset's geometry fields
+    (``stylefa.train.loop.training_geometry``); older and imported networks lack it.
+    """
+    from stylefa.data.prepare import DEFAULT_MASK_THRESHOLD
+
+    extra = getattr(provenance, "extra", None) or {}
+    geometry = extra.get("dataset") if isinstance(extra, dict) else None
+    if not geometry or "levels_mm" not in geometry:
+        return Slicing(SliceGrid(resolution=resolution), DEFAULT_MASK_THRESHOLD, DEFAULT_ORIGIN)
+    try:
+        recorded = int(geometry.get("resolution", resolution))
+        grid = SliceGrid(
+            levels_mm=tuple(float(z) for z in geometry["levels_mm"]),
+            resolution=recorded,
+            fov_mm=float(geometry["fov_mm"]),
+            center_mm=tuple(float(v) for v in geometry["center_mm"]),
+        )
+        mask = geometry.get("mask") or {}
+        threshold = float(mask.get("threshold", DEFAULT_MASK_THRESHOLD))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the snapshot's recorded training geometry is malformed ({exc!r})", network) from None
+    if recorded != resolution:
+        raise InputError(
+            f"the snapshot records training slices of {recorded}x{recorded} pixels but the generator makes "
+            f"{resolution}x{resolution}", network)
+    return Slicing(grid, threshold, TRAINING_ORIGIN)
+
+
 class DatasetSource:
     """A split of a folder made by ``stylefa prepare``."""
 
     def __init__(self, path: str | os.PathLike, split: str):
         from stylefa.data.dataset import FADataset
 
+        self.root = Path(path)
+        self.split = split
         self.dataset = FADataset(path, split)
-        self.description = f"dataset {Path(path)} (split {split})"
+        self.description = f"dataset {self.root} (split {split})"
         info = self.dataset.info
+        try:
+            grid = SliceGrid.from_dict(info)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"dataset.json lacks its slice geometry ({exc!r})", self.root / "dataset.json") from None
+        threshold = (info.get("mask") or {}).get("threshold")
+        self.slicing = Slicing(grid, None if threshold is None else float(threshold),
+                               "the prepared dataset's dataset.json")
         self.items = [
             SliceInfo(
-                key=_safe(f"{row['key']}_L{int(row['level']):02d}"),
+                key=safe_name(f"{row['key']}_L{int(row['level']):02d}"),
                 subject=str(row["subject"]),
+                scan=str(row["key"]),
                 level=int(row["level"]),
                 z_mm=float(row["z_mm"]),
-                plane=SlicePlane.from_dataset_info(info, row["z_mm"]),
+                plane=single_level(grid, row["z_mm"]),
                 index=i,
             )
             for i, row in enumerate(self.dataset.metadata)
         ]
+        _check_unique_keys(self.items, self.root)
         self.resolution = int(info["resolution"])
+
+    def fingerprint(self) -> dict:
+        return {"kind": "dataset", "dataset_json_sha256": file_digest(self.root / "dataset.json"),
+                "split": self.split}
 
     def load(self, item: SliceInfo) -> SliceData:
         label = self.dataset.label(item.index) if self.dataset.label_dim else None
@@ -62,42 +138,64 @@ class DatasetSource:
 
 
 class NiftiSource:
-    """FA volumes in MNI space, sampled on the default dataset grid at ``resolution``."""
+    """FA volumes in MNI space, cut as ``stylefa prepare`` cuts them, on ``slicing``'s grid."""
 
-    def __init__(self, paths: list[str | os.PathLike], resolution: int):
-        from stylefa.data.nifti import load_fa
-        from stylefa.data.prepare import DEFAULT_MASK_THRESHOLD
-        from stylefa.data.slices import SliceGrid, check_levels_inside, sample_axial_slices, threshold_masks
+    def __init__(self, paths: list[str | os.PathLike], slicing: Slicing):
+        from stylefa.data.prepare import SubjectTask, slice_subject
+        from stylefa.data.subjects import discover_inputs, find_sibling_mask
 
-        grid = SliceGrid(resolution=resolution)
+        grid = slicing.grid
+        self.slicing = slicing
+        self.resolution = grid.resolution
         self.items: list[SliceInfo] = []
         self._slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.description = f"{len(paths)} FA file(s) sliced at z = {grid.levels_mm[0]:g}..{grid.levels_mm[-1]:g} mm"
-        self.resolution = resolution
-        for path in paths:
-            volume = load_fa(path)
-            check_levels_inside(volume.shape, volume.affine, grid.levels_mm, path)
-            fa = np.clip(sample_axial_slices(volume.data, volume.affine, grid), 0.0, 1.0)
-            brains = threshold_masks(fa, DEFAULT_MASK_THRESHOLD)
-            subject = _safe(Path(path).name.split(".")[0])
+        self._files: dict[str, dict] = {}
+        subjects = discover_inputs(paths)
+        self.description = (f"{len(subjects)} FA file(s) sliced at z = {grid.levels_mm[0]:g}..{grid.levels_mm[-1]:g} mm "
+                            f"({grid.num_slices} levels, {grid.fov_mm:g} mm field of view); {slicing.origin}")
+        for subject in subjects:
+            # shard_dir only matters to prepare's worker wrapper, not to slicing itself.
+            task = SubjectTask(subject=subject, shard_dir=Path(), grid=grid, template_path=None,
+                               mask_threshold=slicing.mask_threshold, sibling_masks=True)
+            fa, brains, info = slice_subject(task)
+            mask_file = find_sibling_mask(subject.path)
+            self._files[subject.key] = {
+                "fa_sha256": file_digest(subject.path),
+                "brain_mask_sha256": None if mask_file is None else file_digest(mask_file),
+                "brain_mask": info["mask_source"],
+            }
             for level, z in enumerate(grid.levels_mm):
-                plane = SlicePlane(float(z), grid.resolution, grid.fov_mm, tuple(grid.center_mm))
-                item = SliceInfo(_safe(f"{subject}_L{level:02d}"), subject, level, float(z), plane, len(self.items))
+                item = SliceInfo(safe_name(f"{subject.key}_L{level:02d}"), subject.subject, subject.key, level,
+                                 float(z), single_level(grid, z), len(self.items))
                 if item.key in self._slices:
-                    raise InputError("two FA files share one name; rename one", path)
+                    raise InputError(f"gives the same file name {item.key!r} as another scan; rename one",
+                                     subject.path)
                 self.items.append(item)
                 self._slices[item.key] = (fa[level], brains[level])
+
+    def fingerprint(self) -> dict:
+        return {"kind": "nifti", "files": self._files}
 
     def load(self, item: SliceInfo) -> SliceData:
         fa, brain = self._slices[item.key]
         return SliceData(item, fa, brain, None)
 
 
-def open_source(data: list[str], split: str, resolution: int):
-    """A dataset folder (one path with dataset.json) or NIfTI FA files."""
+def _check_unique_keys(items: list[SliceInfo], where) -> None:
+    seen: dict[str, str] = {}
+    for item in items:
+        other = seen.setdefault(item.key, item.scan)
+        if other != item.scan:
+            raise InputError(f"scans {other!r} and {item.scan!r} give the same file name {item.key!r}; rename one",
+                             where)
+
+
+def open_source(data: list[str], split: str, slicing: Slicing):
+    """A prepared dataset folder (one path with dataset.json) or FA NIfTI files/folders/globs."""
     if not data:
         raise InputError("no --data given")
-    if len(data) == 1 and Path(data[0]).is_dir():
+    resolution = slicing.grid.resolution
+    if len(data) == 1 and (Path(data[0]) / "dataset.json").is_file():
         source = DatasetSource(data[0], split)
         if source.resolution != resolution:
             raise InputError(
@@ -107,9 +205,9 @@ def open_source(data: list[str], split: str, resolution: int):
     from stylefa.data.nifti import is_nifti_path
 
     for path in data:
-        if not is_nifti_path(path):
+        if Path(path).is_file() and not is_nifti_path(path):
             raise InputError("expected a prepared dataset folder or FA NIfTI files (.nii, .nii.gz)", path)
-    return NiftiSource(data, resolution)
+    return NiftiSource(data, slicing)
 
 
 def spread(count: int, total: int) -> list[int]:
@@ -117,7 +215,3 @@ def spread(count: int, total: int) -> list[int]:
     if count <= 0 or count >= total:
         return list(range(total))
     return sorted({int(round(i)) for i in np.linspace(0, total - 1, count)})
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.slices import SliceGrid, sample_axial_slices, volume_z_extent
 from stylefa.errors import InputError
-from stylefa.study.geometry import SlicePlane, check_plane_inside, sample_plane
 
 DEFAULT_REDUCTION = 0.4
 DEFAULT_SIGMA_MM = 1.0
@@ -91,18 +91,28 @@ class LesionVolume:
         zooms = np.linalg.norm(self.affine[:3, :3], axis=0)
         return soft_weight(self.mask, model.sigma_mm / zooms)
 
-    def label_on(self, plane: SlicePlane) -> np.ndarray:
-        check_plane_inside(self.mask.shape, self.affine, plane, self.path, "lesion mask")
-        return sample_plane(self.mask, self.affine, plane, order=1) >= 0.5
+    def label_on(self, grid: SliceGrid) -> np.ndarray:
+        """Lesion label on every level of ``grid``: bool [S, R, R] (sampled mask >= 0.5)."""
+        self._check_levels(grid)
+        return sample_axial_slices(self.mask, self.affine, grid) >= 0.5
 
-    def weight_on(self, plane: SlicePlane, weight3d: np.ndarray) -> np.ndarray:
-        check_plane_inside(self.mask.shape, self.affine, plane, self.path, "lesion mask")
-        return np.clip(sample_plane(weight3d, self.affine, plane, order=1), 0.0, 1.0)
+    def weight_on(self, grid: SliceGrid, weight3d: np.ndarray) -> np.ndarray:
+        """The soft weight ``weight3d`` (from :meth:`weight`) on every level: float32 [S, R, R]."""
+        self._check_levels(grid)
+        return np.clip(sample_axial_slices(weight3d, self.affine, grid), 0.0, 1.0)
 
-    def flair_on(self, plane: SlicePlane) -> np.ndarray | None:
+    def flair_on(self, grid: SliceGrid) -> np.ndarray | None:
         if self.flair is None:
             return None
-        return sample_plane(self.flair, self.affine, plane, order=1)
+        return sample_axial_slices(self.flair, self.affine, grid)
+
+    def _check_levels(self, grid: SliceGrid) -> None:
+        # Not data.slices.check_levels_inside: its hint (--register) is about FA maps in prepare.
+        lo, hi = volume_z_extent(self.mask.shape, self.affine)
+        outside = [z for z in grid.levels_mm if not lo - 1e-3 <= z <= hi + 1e-3]
+        if outside:
+            raise InputError(f"slice level(s) z = {', '.join(f'{z:g}' for z in outside[:4])} mm lie outside the "
+                             f"lesion mask (world z {lo:.1f} to {hi:.1f} mm)", self.path or self.name)
 
 
 def _same_grid(shape_a, affine_a, shape_b, affine_b) -> bool:
@@ -146,11 +156,6 @@ def check_overlap(lesion: LesionVolume, brain_fraction: float, where) -> None:
             f"are the lesion mask and the FA in the same (MNI) world space?",
             where,
         )
-
-
-def lesion_load(labels: np.ndarray, brains: np.ndarray) -> np.ndarray:
-    """Lesion pixels inside the brain per slice, for stacks [N, R, R]."""
-    return np.logical_and(labels, brains).reshape(len(labels), -1).sum(axis=1)
 
 
 def pick_lesion_slices(load: np.ndarray, count: int, min_pixels: int = DEFAULT_MIN_LESION_PIXELS) -> list[int]:

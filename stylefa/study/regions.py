@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stylefa.study.geometry import SlicePlane, sample_plane
+from stylefa.data.slices import SliceGrid, sample_axial_slices
 
 REGION_NAMES = ("wm", "gm", "cortex", "deep")
 PRIOR_THRESHOLD = 0.5
@@ -55,23 +55,26 @@ class TissuePriors:
             source="nilearn MNI152 2009 GM/WM templates (1 mm)",
         )
 
-    def regions_on(self, plane: SlicePlane, brain: np.ndarray) -> dict[str, np.ndarray]:
-        """Boolean region masks [R, R] for one slice, inside ``brain``."""
+    def regions_on(self, plane: SliceGrid, brain: np.ndarray) -> dict[str, np.ndarray]:
+        """Boolean region masks [R, R] for the one-level grid ``plane``, inside ``brain``."""
         brain = np.asarray(brain, dtype=bool)
-        gm_prob = sample_plane(self.gm, self.affine, plane, order=1)
-        wm_prob = sample_plane(self.wm, self.affine, plane, order=1)
+        gm_prob = sample_axial_slices(self.gm, self.affine, plane)[0]
+        wm_prob = sample_axial_slices(self.wm, self.affine, plane)[0]
         return regions_from_priors(gm_prob, wm_prob, brain, plane)
 
 
-def regions_from_priors(gm_prob, wm_prob, brain, plane: SlicePlane) -> dict[str, np.ndarray]:
+def regions_from_priors(gm_prob, wm_prob, brain, plane: SliceGrid) -> dict[str, np.ndarray]:
+    if plane.num_slices != 1:
+        raise ValueError(f"regions are drawn on one slice, got a grid of {plane.num_slices} levels")
     gm = (gm_prob >= PRIOR_THRESHOLD) & brain
     wm = (wm_prob >= PRIOR_THRESHOLD) & brain
-    xx, yy = plane.world_xy()
+    yy, xx = np.meshgrid(plane.row_y_mm(), plane.column_x_mm(), indexing="ij")
+    z_mm = plane.levels_mm[0]
     in_box = (
         (DEEP_BOX_MM["x"][0] <= xx)
         & (xx <= DEEP_BOX_MM["x"][1])
         & (DEEP_BOX_MM["y"][0] <= yy)
         & (yy <= DEEP_BOX_MM["y"][1])
-        & (DEEP_BOX_MM["z"][0] <= plane.z_mm <= DEEP_BOX_MM["z"][1])
+        & (DEEP_BOX_MM["z"][0] <= z_mm <= DEEP_BOX_MM["z"][1])
     )
     return {"wm": wm, "gm": gm, "cortex": gm & ~in_box, "deep": gm & in_box}

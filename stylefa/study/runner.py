@@ -7,13 +7,10 @@ stopped: finished targets are read back instead of projected again.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from stylefa.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -22,24 +19,6 @@ class Target:
     fa: np.ndarray  # float32 [R, R], what the projector sees
     known: np.ndarray | None  # bool [R, R]; None = all pixels known
     label: np.ndarray | None
-
-
-def check_settings(folder: Path, settings: dict) -> None:
-    """Projections in ``folder`` must come from the same network and settings."""
-    from stylefa.fileio import write_json
-
-    path = folder / "settings.json"
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-        except ValueError:
-            previous = None
-        if previous != json.loads(json.dumps(settings)):
-            raise InputError(
-                "holds projections made with other settings (network, steps, seed or distance); "
-                "use a new --outdir or delete it", folder)
-    else:
-        write_json(path, settings)
 
 
 def project_targets(G, targets: list[Target], config, distance, folder: Path, *, batch_size: int = 8,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stylefa.errors import InputError
+from stylefa.fileio import file_digest, safe_name
 from stylefa.study.conditions import DEFAULT_CONDITIONS, parse_conditions
 from stylefa.study.lesions import LesionModel
 
@@ -41,6 +42,11 @@ class StudyConfig:
     lesion_sigma_mm: float = 1.0
     steps: int = 1000
     perceptual: str = "lpips-vgg16"
+    # Perceptual weight files, as `stylefa project` takes them (None: the usual offline places).
+    vgg16: str | None = None
+    lpips_heads: str | None = None
+    stlpips_weights: str | None = None
+    download: bool = False
     lpips_metric: bool = True  # LPIPS column when the LPIPS-VGG16 weights are available offline
     batch_size: int = 8
     w_avg_samples: int = 10000
@@ -54,6 +60,13 @@ class StudyConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "StudyConfig":
         return cls(**data)
+
+    def perceptual_spec(self, name: str | None = None):
+        """The projection distance (or the network ``name``) with the configured weight files."""
+        from stylefa.project.perceptual import PerceptualSpec
+
+        return PerceptualSpec(name=name or self.perceptual, vgg16=self.vgg16, lpips_heads=self.lpips_heads,
+                              stlpips_weights=self.stlpips_weights, download=self.download)
 
 
 @dataclass
@@ -109,49 +122,51 @@ def build_condition_cases(source, items, conditions, seed: int) -> list[Case]:
         for condition in conditions:
             result = condition.apply(data.fa, condition.rng(seed, item.key))
             cases.append(Case(
-                target_id=f"{item.key}__{_file_safe(condition.name)}", slice_key=item.key, condition=condition.name,
+                target_id=f"{item.key}__{safe_name(condition.name)}", slice_key=item.key, condition=condition.name,
                 original=data.fa, modified=result.image, known=result.known, removed=result.removed,
                 brain=data.brain))
     return cases
 
 
 def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int) -> list[Case]:
-    """Each lesion mask goes on one subject (round robin), on its slices with most lesion load."""
+    """Each lesion mask goes on one scan (round robin), on its slices with most lesion load."""
+    from dataclasses import replace
+
     from stylefa.study.lesions import apply_lesion, check_overlap, min_lesion_pixels, pick_lesion_slices
 
-    subjects: dict[str, list] = {}
+    scans: dict[str, list] = {}
     for item in source.items:
-        subjects.setdefault(item.subject, []).append(item)
-    names = list(subjects)
+        scans.setdefault(item.scan, []).append(item)
+    names = list(scans)
     cases = []
     for index, volume in enumerate(lesion_volumes):
-        items = subjects[names[index % len(names)]]
+        items = scans[names[index % len(names)]]
         slices = [source.load(item) for item in items]
-        labels = [volume.label_on(s.info.plane) for s in slices]
-        in_brain = np.array([np.count_nonzero(lab & s.brain) for lab, s in zip(labels, slices)])
-        total = sum(int(lab.sum()) for lab in labels)
+        # All slices of one scan share the in-plane grid: sample the mask on all levels at once.
+        grid = replace(items[0].plane, levels_mm=tuple(item.z_mm for item in items))
+        labels = volume.label_on(grid)
+        brains = np.stack([s.brain for s in slices])
+        in_brain = np.count_nonzero(labels & brains, axis=(1, 2))
+        total = int(np.count_nonzero(labels))
         where = volume.path if volume.path is not None else volume.name
         if total == 0:
             raise InputError("the lesion mask has no lesion on any slice level of the dataset", where)
         check_overlap(volume, in_brain.sum() / total, where)
-        min_pixels = min_lesion_pixels(items[0].plane.pixel_size_mm)
+        min_pixels = min_lesion_pixels(grid.pixel_size_mm)
         chosen = pick_lesion_slices(in_brain, per_mask, min_pixels)
         if not chosen:
             raise InputError(f"no slice has at least {min_pixels} lesion pixels inside the brain", where)
-        weight3d = volume.weight(model)
-        for k in chosen:
+        chosen_grid = replace(grid, levels_mm=tuple(grid.levels_mm[k] for k in chosen))
+        weights = volume.weight_on(chosen_grid, volume.weight(model))
+        flairs = volume.flair_on(chosen_grid)
+        for j, k in enumerate(chosen):
             s = slices[k]
-            weight = volume.weight_on(s.info.plane, weight3d) * s.brain
-            lesioned = apply_lesion(s.fa, weight, model.reduction)
+            lesioned = apply_lesion(s.fa, weights[j] * s.brain, model.reduction)
             cases.append(Case(
-                target_id=f"{s.info.key}__lesion-{_file_safe(volume.name)}", slice_key=s.info.key,
+                target_id=f"{s.info.key}__lesion-{safe_name(volume.name, 'lesion')}", slice_key=s.info.key,
                 condition=f"lesion:{volume.name}", original=s.fa, modified=lesioned, known=None, removed=None,
-                brain=s.brain, lesion=labels[k] & s.brain, flair=volume.flair_on(s.info.plane)))
+                brain=s.brain, lesion=labels[k] & s.brain, flair=None if flairs is None else flairs[j]))
     return cases
-
-
-def _file_safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
 
 
 def load_lesion_inputs(config: StudyConfig):
@@ -164,7 +179,7 @@ def load_lesion_inputs(config: StudyConfig):
     for i, path in enumerate(config.lesions):
         flair = config.flair[i] if i < len(config.flair) else None
         volumes.append(load_lesion_volume(path, flair))
-    names = [v.name for v in volumes]
+    names = [safe_name(v.name, "lesion") for v in volumes]
     if len(set(names)) != len(names):
         raise InputError(f"lesion masks must have distinct name prefixes, got {', '.join(names)}")
     if not volumes and config.synthetic_lesions:
@@ -232,15 +247,27 @@ def _model_card(network: str, provenance) -> str | None:
     return None
 
 
+def lesion_fingerprint(volumes) -> dict:
+    """What decides each lesion's pixels: the mask and FLAIR files' contents (synthetic: the seed)."""
+    out = {}
+    for volume in volumes:
+        if volume.path is None:
+            out[volume.name] = {"synthetic": True}
+        else:
+            out[volume.name] = {"mask_sha256": file_digest(volume.path),
+                                "flair_sha256": None if volume.flair_path is None else file_digest(volume.flair_path)}
+    return out
+
+
 def run_study(config: StudyConfig) -> StudyResult:
-    from stylefa.fileio import write_json, write_text
-    from stylefa.nets.checkpoint import load_networks
+    from stylefa.fileio import check_run_settings, write_json, write_text
+    from stylefa.nets.checkpoint import load_generator, read_metadata
     from stylefa.project.config import ProjectConfig
-    from stylefa.project.perceptual import PerceptualSpec, load_perceptual
-    from stylefa.study.inputs import open_source, spread
+    from stylefa.project.perceptual import load_perceptual
+    from stylefa.study.inputs import DatasetSource, TRAINING_ORIGIN, open_source, spread, training_slicing
     from stylefa.study.regions import TissuePriors
     from stylefa.study.report import build_report
-    from stylefa.study.runner import Target, check_settings, project_targets
+    from stylefa.study.runner import Target, project_targets
     from stylefa.study.tables import LESION_COLUMNS, ROW_COLUMNS, summarize_lesions, summarize_rows
 
     if config.max_slices < 1:
@@ -251,12 +278,17 @@ def run_study(config: StudyConfig) -> StudyResult:
     model = LesionModel(config.lesion_reduction, config.lesion_sigma_mm)
     lesion_volumes = load_lesion_inputs(config)
     outdir = Path(config.outdir)
+    if not Path(config.network).is_file():
+        raise InputError("network file not found", config.network)
 
-    nets = load_networks(config.network, device=config.device)
-    G = nets.get("G_ema") or nets.get("G")
-    if G is None:
-        raise InputError("the checkpoint holds no generator", config.network)
-    source = open_source(config.data, config.split, G.img_resolution)
+    metadata = read_metadata(config.network)
+    G = load_generator(config.network, device=config.device)
+    training = training_slicing(metadata["provenance"], int(G.img_resolution), config.network)
+    source = open_source(config.data, config.split, training)
+    notes = []
+    if isinstance(source, DatasetSource) and training.origin == TRAINING_ORIGIN and source.slicing.grid != training.grid:
+        notes.append("The dataset's slice geometry (levels, field of view or centre) differs from that of the "
+                     "network's training data; see settings.slicing.")
     chosen = [source.items[i] for i in spread(config.max_slices, len(source.items))]
     cases = build_condition_cases(source, chosen, conditions, config.seed)
     cases += build_lesion_cases(source, lesion_volumes, model, config.lesion_slices)
@@ -266,13 +298,6 @@ def run_study(config: StudyConfig) -> StudyResult:
         project_config = ProjectConfig(steps=config.steps, w_avg_samples=config.w_avg_samples)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    distance = load_perceptual(PerceptualSpec(name=config.perceptual), device=config.device)
-    settings = {"network": str(Path(config.network).resolve()), "project": project_config.to_dict(),
-                "perceptual": distance.record.to_dict(), "seed": config.seed,
-                "lesion_model": model.to_dict()}
-    projection_dir = outdir / "projections"
-    projection_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(projection_dir, settings)
     targets = [Target(c.target_id, c.modified, c.known, None) for c in cases]
     if G.c_dim:
         needed = {c.slice_key for c in cases}
@@ -282,18 +307,34 @@ def run_study(config: StudyConfig) -> StudyResult:
                 f"the generator is conditional (c_dim {G.c_dim}): --data must be a prepared dataset whose "
                 f"labels have {G.c_dim} entries", config.network)
         targets = [Target(t.id, t.fa, t.known, labels[c.slice_key]) for t, c in zip(targets, cases)]
+    distance = load_perceptual(config.perceptual_spec(), device=config.device)
+    # Everything that decides a projection's pixels; a resumed run must match all of it.
+    settings = {
+        "network": {"sha256": file_digest(config.network)},
+        "data": source.fingerprint(),
+        "slicing": source.slicing.to_dict(),
+        "lesions": lesion_fingerprint(lesion_volumes),
+        "conditions": [c.name for c in conditions],
+        "seed": config.seed,
+        "project": project_config.to_dict(),
+        "perceptual": distance.record.to_dict(),
+        "lesion_model": model.to_dict(),
+    }
+    if isinstance(source, DatasetSource):
+        settings["training_slicing"] = training.to_dict()
+    projection_dir = outdir / "projections"
+    check_run_settings(projection_dir, settings, "projections")
     already_done = all((projection_dir / f"{t.id}.npy").is_file() for t in targets)
     projections = project_targets(G, targets, project_config, distance, projection_dir,
                                   batch_size=config.batch_size, device=config.device,
                                   w_avg_samples=config.w_avg_samples)
 
-    notes = []
     lpips_values: dict = {}
     perceptual_record = distance.record.to_dict()
     if config.lpips_metric:
         try:
             lpips = distance if config.perceptual == "lpips-vgg16" else load_perceptual(
-                PerceptualSpec(name="lpips-vgg16"), device=config.device)
+                config.perceptual_spec("lpips-vgg16"), device=config.device)
             lpips_values = compute_lpips(lpips, cases, projections, config.device)
             perceptual_record = {"projection": distance.record.to_dict(), "lpips_metric": lpips.record.to_dict()}
         except InputError as exc:
@@ -320,7 +361,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     # Figures depend only on the projections: a resumed run that projected nothing keeps them.
     figure_items = draw_figures(cases, projections, rows, lesion_rows, outdir / "figures", config.figure_slices,
                                 keep_existing=already_done)
-    card = _model_card(config.network, nets.get("provenance"))
+    card = _model_card(config.network, metadata["provenance"])
     html = build_report(title="stylefa projection study", settings={"study": config.to_dict(), **settings},
                         summary=summary, figures=figure_items, model_card=card, perceptual=perceptual_record,
                         notes=notes)
@@ -366,7 +407,7 @@ def draw_figures(cases, projections, rows, lesion_rows, folder: Path, max_slices
     lesion_scores = {(r["slice"], r["lesion"], r["score_vs"]): r for r in lesion_rows}
     for case in [c for c in cases if c.lesion is not None][: 2 * max_slices]:
         r = lesion_scores.get((case.slice_key, case.condition, "lesioned input"), {})
-        png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{_file_safe(case.condition)}",
+        png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{safe_name(case.condition)}",
                    case.modified, projections[case.target_id], case.lesion, flair=case.flair,
                    original=case.original, brain=case.brain, title=f"{case.slice_key} {case.condition}",
                    scores={"AUROC": r.get("auroc"), "AP": r.get("ap"), "Dice": r.get("dice")})

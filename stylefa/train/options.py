@@ -20,6 +20,8 @@ from stylefa.nets.config import (
     DiscriminatorConfig,
     EpilogueConfig,
     GeneratorConfig,
+    SMALL_CHANNEL_BASE,
+    SMALL_CHANNEL_MAX,
     MappingConfig,
     SynthesisConfig,
 )
@@ -57,7 +59,7 @@ PRESETS: dict[str, Preset] = {
     # The reference also switches off path-length regularisation and style mixing for cifar.
     "cifar": Preset(100000, 64, 32, 32768, 512, 0.0025, 0.01, 500.0, 0.05, 2, "orig", 0.0, 0.0),
     # CPU-sized network for the shipped 64x64 demo model; auto rules for gamma / EMA.
-    "small": Preset(500, 16, 4, 2048, 64, 0.0025, None, None, 0.05, 2),
+    "small": Preset(500, 16, 4, SMALL_CHANNEL_BASE, SMALL_CHANNEL_MAX, 0.0025, None, None, 0.05, 2),
     # Smoke tests and pipeline checks only: a few thousand parameters per layer.
     "tiny": Preset(1, 4, 4, 512, 32, 0.0025, None, None, 0.05, 2),
 }

@@ -240,6 +240,23 @@ def test_skip_bad_continues_with_good_subjects_and_reuses_shards(tmp_path, monke
     assert not prep._work_dir(out).exists()
 
 
+def test_a_brain_mask_added_beside_a_subject_makes_its_shard_stale(tmp_path, monkeypatch):
+    folder = _folder_with_bad_subjects(tmp_path)
+    out = tmp_path / "ds"
+    with pytest.raises(prep.BadSubjectsError):
+        prepare_dataset([folder], out, PrepareConfig(grid=SMALL))
+    fa_img = nib.load(folder / "sub-01_FA.nii.gz")
+    mask = (np.asarray(fa_img.dataobj) > 0.6).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask, fa_img.affine), folder / "sub-01_brainmask.nii.gz")
+    calls = []
+    original = prep.slice_subject
+    monkeypatch.setattr(prep, "slice_subject", lambda task: calls.append(task.subject.key) or original(task))
+    prepare_dataset([folder], out, PrepareConfig(grid=SMALL, skip_bad=True))
+    assert "sub-01" in calls and "sub-02" not in calls
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["subjects"][0]["mask"].endswith("sub-01_brainmask.nii.gz")
+
+
 def test_unwritable_output_is_reported_before_any_work(tmp_path):
     path = write_subject(tmp_path, "sub-01_FA.nii.gz", voxel=(6.0, 6.0, 6.0))
     blocker = tmp_path / "a_file"

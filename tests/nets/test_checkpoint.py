@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 
@@ -22,7 +23,7 @@ from stylefa.nets.checkpoint import (
     read_metadata,
     save_networks,
 )
-from stylefa.nets.init_network import small_configs
+from stylefa.nets.config import small_configs
 from stylefa.nets.pkl_import import discriminator_config_from_kwargs, generator_config_from_kwargs
 
 from .reference_pickle import snapshot_bytes
@@ -30,7 +31,8 @@ from .reference_pickle import snapshot_bytes
 
 @pytest.fixture(scope="module")
 def tiny():
-    g_config, d_config = small_configs(16, channels=1)
+    g_config, d_config = small_configs(16, img_channels=1)
+    g_config = dataclasses.replace(g_config, z_dim=64, w_dim=64)  # small tensors, readable shapes below
     return create_networks(g_config, d_config, seed=3)
 
 
@@ -121,7 +123,7 @@ def test_load_generator_prefers_g_ema(tiny, tmp_path):
 
 
 def test_create_networks_is_seeded_and_leaves_global_rng(tiny):
-    g_config, d_config = small_configs(16)
+    g_config, d_config = tiny["G"].config, tiny["D"].config
     state = torch.random.get_rng_state()
     again = create_networks(g_config, d_config, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)

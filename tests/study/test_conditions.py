@@ -25,8 +25,6 @@ def test_parse_default_list_and_canonical_names():
     names = [c.name for c in C.parse_conditions(C.DEFAULT_CONDITIONS)]
     assert names == C.DEFAULT_CONDITIONS.split(",")
     assert [c.name for c in C.parse_conditions("noise:0.050, noise:0.05,blur:1.0")] == ["noise:0.05", "blur:1"]
-    assert C.parse_condition("inpaint:rect:masked").masked
-    assert not C.parse_condition("inpaint:rect:zero").masked
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,18 @@ import io
 import json
 import re
 
+import shutil
+
 import numpy as np
 import pytest
+import torch
 
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
 
+TRAINING_GEOMETRY = {"resolution": 32, "fov_mm": 200.0, "center_mm": [0.0, -16.0], "levels_mm": [8.0, 24.0],
+                     "mask": {"method": "sibling brain mask if present, else FA threshold with holes filled",
+                              "threshold": 0.1}}
 MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 SHAPE = (91, 109, 91)
 
@@ -39,6 +45,12 @@ def inputs(tmp_path_factory):
                         synthesis=SynthesisConfig(channel_base=256, channel_max=16))
     nets = ckpt.create_networks(g)
     ckpt.save_networks(root / "G.safetensors", G=nets["G"], G_ema=nets["G_ema"])
+    # The same weights, plus the slice geometry of (imagined) training data, as `stylefa train` records it.
+    ckpt.save_networks(root / "G_geometry.safetensors", G=nets["G"], G_ema=nets["G_ema"],
+                       provenance=ckpt.Provenance(source="train", extra={"dataset": TRAINING_GEOMETRY}))
+    torch.manual_seed(1)
+    other = ckpt.create_networks(g)
+    ckpt.save_networks(root / "G_other.safetensors", G=other["G"], G_ema=other["G_ema"])
     return root
 
 
@@ -51,8 +63,15 @@ def _args(inputs, outdir, *extra):
 
 def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = _args(inputs, out, "--lesions", str(inputs / "patient99_lesionmask.nii.gz"),
+    # Copies, so that the test can change them between runs.
+    mine = tmp_path / "in"
+    mine.mkdir()
+    for name in ("G.safetensors", "patient99_lesionmask.nii.gz", "sub-01_FA.nii.gz"):
+        shutil.copy(inputs / name, mine / name)
+    argv = _args(inputs, out, "--lesions", str(mine / "patient99_lesionmask.nii.gz"),
                  "--flair", str(inputs / "patient99_FLAIR.nii.gz"))
+    argv[argv.index("--network") + 1] = str(mine / "G.safetensors")
+    argv[argv.index(str(inputs / "sub-01_FA.nii.gz"))] = str(mine / "sub-01_FA.nii.gz")
     assert main(argv) == 0
     rows = list(csv.DictReader(io.StringIO((out / "metrics.csv").read_text())))
     conditions = {r["condition"] for r in rows}
@@ -74,9 +93,9 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     twin = next(r for r in rows if r["slice"] == row["slice"] and r["condition"] == "none"
                 and r["region"] == "whole" and r["comparison"] == "input")
     assert float(twin["ssim"]) == pytest.approx(float(row["ssim"]))
-    from stylefa.study.inputs import NiftiSource
+    from stylefa.study.inputs import NiftiSource, training_slicing
 
-    source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], 32)
+    source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], training_slicing(None, 32, "G"))
     original = next(source.load(i).fa for i in source.items if i.key == row["slice"])
     expected = structural_similarity(original.astype(float), projection.astype(float), gaussian_weights=True,
                                      sigma=1.5, use_sample_covariance=False, data_range=1.0)
@@ -107,9 +126,43 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")} == stamps
-    # Other settings into the same folder are refused.
-    assert main(_args(inputs, out, "--seed", "5")) == 2
-    assert "other settings" in capsys.readouterr().err
+    settings = json.loads((out / "projections" / "settings.json").read_text())
+    assert settings["slicing"]["from"].startswith("default grid")  # G.safetensors records no geometry
+    assert settings["slicing"]["grid"]["levels_mm"][0] == 0.0 and settings["slicing"]["grid"]["resolution"] == 32
+    assert set(settings["data"]["files"]) == {"sub-01", "sub-02"}  # BIDS subject ids
+    assert "default grid" in html
+
+    def refused(argv_changed, *keys):
+        assert main(argv_changed) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "other settings" in err, err
+        for key in keys:
+            assert key in err, (key, err)
+        assert {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")} == stamps
+
+    # Other settings into the same folder are refused, naming what changed.
+    refused(argv + ["--seed", "5"], "changed: seed")
+    fewer = list(argv)
+    fewer[fewer.index("--conditions") + 1] = "none,noise:0.1"
+    refused(fewer, "changed: conditions")
+    lesion = mine / "patient99_lesionmask.nii.gz"
+    original_lesion = lesion.read_bytes()
+    x, y, z = _world()
+    smaller = ((x - 20) ** 2 + (y + 10) ** 2 + (z - 20) ** 2) < 11**2
+    save_volume(make_volume(smaller.astype(np.float32), MNI_2MM), lesion)
+    refused(argv, "lesions.patient99.mask_sha256")
+    lesion.write_bytes(original_lesion)
+    fa_file = mine / "sub-01_FA.nii.gz"
+    original_fa = fa_file.read_bytes()
+    shutil.copy(inputs / "sub-02_FA.nii.gz", fa_file)
+    refused(argv, "data.files.sub-01.fa_sha256")
+    fa_file.write_bytes(original_fa)
+    shutil.copy(inputs / "G_other.safetensors", mine / "G.safetensors")
+    refused(argv, "network.sha256")
+    shutil.copy(inputs / "G.safetensors", mine / "G.safetensors")
+    # Everything back as it was: the run resumes again.
+    assert main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")} == stamps
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -153,6 +153,10 @@ def test_presets_match_the_reference():
     assert (auto_8gpu.loss.pl_weight, auto_8gpu.loss.style_mixing_prob) == (2.0, 0.9)
     small = resolve(TrainOptions(data="d", outdir="o", cfg="small"), 64, 0, device_type="cpu")
     assert small.G.mapping.num_layers == 2 and small.G.synthesis.channel_max == 64 and small.batch == 16
+    # `stylefa init-network --cfg small` builds the very same networks
+    from stylefa.nets.config import small_configs
+
+    assert small_configs(64) == (small.G, small.D)
 
 
 def test_all_phases_give_finite_gradients_on_the_real_networks():

@@ -96,7 +96,11 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir))
+                # TensorBoard steps are images seen (unique per tick, unlike whole kimg). On
+                # resume, purge_step hides the previous process's events from ticks after the
+                # snapshot, which this run trains and logs again.
+                purge = None if resume_kimg is None else int(round(resume_kimg * 1000)) + 1
+                self.tb = SummaryWriter(str(run_dir), purge_step=purge)
             except ImportError as exc:
                 warnings.warn(f"TensorBoard logging disabled ({exc})", stacklevel=2)
 
@@ -109,7 +113,7 @@ class RunLogger:
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
         if self.tb is not None:
-            step = int(kimg)
+            step = int(round(kimg * 1000))
             for name, value in stats.items():
                 self.tb.add_scalar(name, value["mean"], global_step=step, walltime=walltime)
             for name, value in metrics.items():

@@ -144,3 +144,27 @@ def test_resumed_stats_drop_ticks_after_the_snapshot_and_cut_lines(tmp_path):
     logger.jsonl.close()
     kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert kimgs == [0.0, 4.0, 5.0]
+
+
+def test_resumed_tensorboard_hides_the_ticks_trained_again(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from stylefa.train.logging import RunLogger
+
+    def tick(logger, kimg, value):
+        logger.write({"Loss/G/loss": {"num": 1, "mean": value, "std": 0.0}}, {}, kimg=kimg, walltime=kimg,
+                     timestamp=kimg)
+
+    first = RunLogger(tmp_path)
+    for kimg in (1.008, 2.016, 3.024):
+        tick(first, kimg, 1.0)
+    first.close()
+    time.sleep(1.1)  # event files are named by the second they were opened
+    again = RunLogger(tmp_path, resume_kimg=1.008)
+    tick(again, 2.016, 2.0)
+    again.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    scalars = [(e.step, e.value) for e in events.Scalars("Loss/G/loss")]
+    assert scalars == [(1008, 1.0), (2016, 2.0)]

@@ -229,7 +229,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     if empty:
         raise InputError(
             f"no brain (FA > 0) on the slice(s) at z = {', '.join(f'{z:g}' for z in empty[:4])} mm "
-            "of the fixed in-plane field of view; is the map in template space (else use --register)?",
+            "of the fixed in-plane field of view; is the map in template space? (else register it: `stylefa register`, or `stylefa prepare --register`)",
             path,
         )
     mask_path = find_sibling_mask(path) if task.sibling_masks else None

@@ -117,7 +117,7 @@ def check_levels_inside(data_shape, affine, levels_mm, path) -> None:
     if outside:
         raise InputError(
             f"slice level(s) {_fmt_levels(outside)} mm lie outside the volume's field of view "
-            f"(world z {z_lo:.1f} to {z_hi:.1f} mm); is it in template space (else use --register)?",
+            f"(world z {z_lo:.1f} to {z_hi:.1f} mm); is it in template space? (else register it: `stylefa register`, or `stylefa prepare --register`)",
             path,
         )
 

@@ -148,10 +148,11 @@ def auto_configs(
 # --cfg small`` both build it): the reference's layout with 32-64 feature maps per layer.
 SMALL_CHANNEL_BASE = 2048
 SMALL_CHANNEL_MAX = 64
+SMALL_MBSTD_GROUP = 16  # its training batch: D compares the variety of whole minibatches
 
 
 def small_configs(
-    img_resolution: int, img_channels: int = 1, c_dim: int = 0, mbstd_group_size: int = 4
+    img_resolution: int, img_channels: int = 1, c_dim: int = 0, mbstd_group_size: int = SMALL_MBSTD_GROUP
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     """The demo model's architecture: 512-dim latents, 2 mapping layers, at most 64 feature
     maps (32 at 64 px), fp32 everywhere; a few MB, trainable on a CPU."""

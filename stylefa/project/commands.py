@@ -71,7 +71,7 @@ def _generator_resolution(network) -> int:
 
 def register(subparsers) -> None:
     from stylefa.project.config import INIT_CHOICES, SPACE_CHOICES
-    from stylefa.project.perceptual.loader import PERCEPTUAL_CHOICES
+    from stylefa.project.perceptual.loader import add_perceptual_arguments
 
     parser = subparsers.add_parser(
         "project",
@@ -91,13 +91,7 @@ def register(subparsers) -> None:
     parser.add_argument("--outdir", required=True, type=Path, help="one folder per target is written here")
     parser.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
     parser.add_argument("--batch", type=int, default=16, help="targets optimised at once (default 16)")
-    parser.add_argument("--perceptual", choices=PERCEPTUAL_CHOICES, default="lpips-vgg16",
-                        help="image distance (default lpips-vgg16, the study's; needs VGG16 ImageNet weights; "
-                        "stlpips-vgg16 works offline)")
-    parser.add_argument("--vgg16", metavar="PATH", help="torchvision vgg16-397923af.pth or NVIDIA's TorchScript vgg16.pt")
-    parser.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 vgg.pth (default: from the lpips wheel)")
-    parser.add_argument("--stlpips-weights", metavar="PATH", help="vgg_shift_tolerant.pth (default: from the stlpips-pytorch wheel)")
-    parser.add_argument("--download", action="store_true", help="allow downloading missing VGG16 weights")
+    add_perceptual_arguments(parser)
     parser.add_argument("--init", choices=INIT_CHOICES, default="w-avg", help="start at w_avg (reference) or at mapping(random z)")
     parser.add_argument("--space", choices=SPACE_CHOICES, default="w", help="optimise one w (reference) or one per layer (w+)")
     parser.add_argument("--mse-weight", type=float, default=0.0, help="weight of an added pixel MSE term (default 0)")

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from stylefa.project.perceptual.loader import PERCEPTUAL_CHOICES
+    from stylefa.project.perceptual.loader import add_perceptual_arguments
     from stylefa.study.conditions import DEFAULT_CONDITIONS
 
     study = subparsers.add_parser(
@@ -37,14 +37,7 @@ def register(subparsers) -> None:
     study.add_argument("--split", default="test", help="dataset split (default test)")
     study.add_argument("--max-slices", type=int, default=8, help="slices to study (default 8)")
     study.add_argument("--steps", type=int, default=1000, help="projection steps (default 1000)")
-    # The perceptual options are those of `stylefa project` (same names, help and loader).
-    study.add_argument("--perceptual", choices=PERCEPTUAL_CHOICES, default="lpips-vgg16",
-                       help="image distance (default lpips-vgg16, the study's; needs VGG16 ImageNet weights; "
-                       "stlpips-vgg16 works offline)")
-    study.add_argument("--vgg16", metavar="PATH", help="torchvision vgg16-397923af.pth or NVIDIA's TorchScript vgg16.pt")
-    study.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 vgg.pth (default: from the lpips wheel)")
-    study.add_argument("--stlpips-weights", metavar="PATH", help="vgg_shift_tolerant.pth (default: from the stlpips-pytorch wheel)")
-    study.add_argument("--download", action="store_true", help="allow downloading missing VGG16 weights")
+    add_perceptual_arguments(study)
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")

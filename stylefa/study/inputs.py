@@ -157,12 +157,12 @@ class NiftiSource:
             # shard_dir only matters to prepare's worker wrapper, not to slicing itself.
             task = SubjectTask(subject=subject, shard_dir=Path(), grid=grid, template_path=None,
                                mask_threshold=slicing.mask_threshold, sibling_masks=True)
-            fa, brains, info = slice_subject(task)
+            fa, brains, _ = slice_subject(task)
             mask_file = find_sibling_mask(subject.path)
+            # None: the brain is the FA threshold rule (its threshold is in the slicing settings).
             self._files[subject.key] = {
                 "fa_sha256": file_digest(subject.path),
                 "brain_mask_sha256": None if mask_file is None else file_digest(mask_file),
-                "brain_mask": info["mask_source"],
             }
             for level, z in enumerate(grid.levels_mm):
                 item = SliceInfo(safe_name(f"{subject.key}_L{level:02d}"), subject.subject, subject.key, level,

@@ -132,7 +132,12 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
     """Each lesion mask goes on one scan (round robin), on its slices with most lesion load."""
     from dataclasses import replace
 
-    from stylefa.study.lesions import apply_lesion, check_overlap, min_lesion_pixels, pick_lesion_slices
+    from stylefa.study.lesions import (
+        apply_lesion,
+        check_overlap,
+        min_lesion_pixels,
+        pick_lesion_slices,
+    )
 
     scans: dict[str, list] = {}
     for item in source.items:
@@ -264,11 +269,22 @@ def run_study(config: StudyConfig) -> StudyResult:
     from stylefa.nets.checkpoint import load_generator, read_metadata
     from stylefa.project.config import ProjectConfig
     from stylefa.project.perceptual import load_perceptual
-    from stylefa.study.inputs import DatasetSource, TRAINING_ORIGIN, open_source, spread, training_slicing
+    from stylefa.study.inputs import (
+        TRAINING_ORIGIN,
+        DatasetSource,
+        open_source,
+        spread,
+        training_slicing,
+    )
     from stylefa.study.regions import TissuePriors
     from stylefa.study.report import build_report
     from stylefa.study.runner import Target, project_targets
-    from stylefa.study.tables import LESION_COLUMNS, ROW_COLUMNS, summarize_lesions, summarize_rows
+    from stylefa.study.tables import (
+        LESION_COLUMNS,
+        ROW_COLUMNS,
+        summarize_lesions,
+        summarize_rows,
+    )
 
     if config.max_slices < 1:
         raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
@@ -317,7 +333,8 @@ def run_study(config: StudyConfig) -> StudyResult:
         "conditions": [c.name for c in conditions],
         "seed": config.seed,
         "project": project_config.to_dict(),
-        "perceptual": distance.record.to_dict(),
+        # Contents, not paths: the same weights found in another place give the same projections.
+        "perceptual": {"name": distance.record.name, "weight_sha256": sorted(distance.record.weight_files.values())},
         "lesion_model": model.to_dict(),
     }
     if isinstance(source, DatasetSource):

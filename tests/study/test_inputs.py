@@ -9,7 +9,12 @@ from stylefa.data.nifti import make_volume, save_volume
 from stylefa.data.slices import SliceGrid, threshold_masks
 from stylefa.errors import InputError
 from stylefa.nets.checkpoint import Provenance
-from stylefa.study.inputs import DEFAULT_ORIGIN, TRAINING_ORIGIN, NiftiSource, training_slicing
+from stylefa.study.inputs import (
+    DEFAULT_ORIGIN,
+    TRAINING_ORIGIN,
+    NiftiSource,
+    training_slicing,
+)
 
 MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 SHAPE = (91, 109, 91)

@@ -5,9 +5,9 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from stylefa.data.nifti import make_volume, save_volume
+from stylefa.data.slices import SliceGrid, sample_axial_slices
 from stylefa.errors import InputError
 from stylefa.study import lesions
-from stylefa.data.slices import SliceGrid, sample_axial_slices
 from stylefa.study.regions import TissuePriors, regions_from_priors
 
 
@@ -122,7 +122,7 @@ def test_regions_from_priors_and_nilearn_offline():
     np.testing.assert_array_equal(regions["cortex"] | regions["deep"], regions["gm"])
     assert not (regions["cortex"] & regions["deep"]).any()
     # Deep GM sits at the image centre, cortex at the rim.
-    yy, xx = np.meshgrid(plane.row_y_mm(), plane.column_x_mm(), indexing="ij")
+    _, xx = np.meshgrid(plane.row_y_mm(), plane.column_x_mm(), indexing="ij")
     assert np.abs(xx[regions["deep"]]).max() <= 35 and np.abs(xx[regions["cortex"]]).max() > 50
     # Above the box there is no deep GM.
     high = _plane(40.0, 64, 216.0, (0.0, -18.0))

@@ -5,12 +5,10 @@ import csv
 import io
 import json
 import re
-
 import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
@@ -48,8 +46,7 @@ def inputs(tmp_path_factory):
     # The same weights, plus the slice geometry of (imagined) training data, as `stylefa train` records it.
     ckpt.save_networks(root / "G_geometry.safetensors", G=nets["G"], G_ema=nets["G_ema"],
                        provenance=ckpt.Provenance(source="train", extra={"dataset": TRAINING_GEOMETRY}))
-    torch.manual_seed(1)
-    other = ckpt.create_networks(g)
+    other = ckpt.create_networks(g, seed=1)
     ckpt.save_networks(root / "G_other.safetensors", G=other["G"], G_ema=other["G_ema"])
     return root
 
@@ -225,3 +222,77 @@ def test_demo_runs_with_a_given_network(inputs, tmp_path, shared_dir, monkeypatc
     result = run_demo(DemoConfig(outdir=str(tmp_path / "demo"), network=str(inputs / "G.safetensors"), steps=2,
                                  w_avg_samples=64, perceptual="mse", max_slices=2))
     assert result.report.is_file() and (result.outdir / "lesion_metrics.csv").is_file()
+
+
+def test_nifti_study_cuts_slices_like_the_training_data(inputs, tmp_path):
+    from stylefa.study.inputs import TRAINING_ORIGIN
+
+    out = tmp_path / "geometry"
+    argv = _args(inputs, out, "--conditions", "none", "--max-slices", "4", "--steps", "1", "--w-avg-samples", "16")
+    argv[argv.index("--network") + 1] = str(inputs / "G_geometry.safetensors")
+    assert main(argv) == 0
+    settings = json.loads((out / "projections" / "settings.json").read_text())
+    assert settings["slicing"] == {
+        "grid": {"levels_mm": [8.0, 24.0], "resolution": 32, "fov_mm": 200.0, "center_mm": [0.0, -16.0]},
+        "mask_threshold": 0.1, "from": TRAINING_ORIGIN}
+    rows = list(csv.DictReader(io.StringIO((out / "metrics.csv").read_text())))
+    assert {float(r["z_mm"]) for r in rows} == {8.0, 24.0}
+    assert {r["slice"] for r in rows} == {"sub-01_L00", "sub-01_L01", "sub-02_L00", "sub-02_L01"}
+    assert "training data (geometry recorded in the snapshot)" in (out / "report.html").read_text()
+
+
+def test_perceptual_options_are_those_of_project():
+    import argparse
+
+    from stylefa.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    study = {a.dest: a for a in commands["study"]._actions}
+    project = {a.dest: a for a in commands["project"]._actions}
+    for dest in ("perceptual", "vgg16", "lpips_heads", "stlpips_weights", "download"):
+        mine, theirs = study[dest], project[dest]
+        assert (mine.option_strings, mine.help, mine.default, mine.choices, mine.metavar, type(mine)) == \
+               (theirs.option_strings, theirs.help, theirs.default, theirs.choices, theirs.metavar, type(theirs))
+    args = build_parser().parse_args(["study", "--network", "G", "--data", "d", "--outdir", "o", "--vgg16", "v.pth",
+                                      "--lpips-heads", "h.pth", "--stlpips-weights", "s.pth", "--download"])
+    assert (args.vgg16, args.lpips_heads, args.stlpips_weights, args.download) == ("v.pth", "h.pth", "s.pth", True)
+
+
+def test_perceptual_weight_paths_reach_the_loader(inputs, tmp_path, capsys):
+    from stylefa.study.study import StudyConfig
+
+    missing = tmp_path / "nope.pth"
+    argv = _args(inputs, tmp_path / "o", "--perceptual", "stlpips-vgg16", "--stlpips-weights", str(missing))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ST-LPIPS weights not found" in err and str(missing) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "projections" / "settings.json").exists()
+    # The LPIPS metric column is built with the same weight files.
+    config = StudyConfig(network="G", data=["d"], outdir="o", perceptual="mse", vgg16="v.pth", lpips_heads="h.pth",
+                         download=True)
+    spec = config.perceptual_spec("lpips-vgg16")
+    assert (spec.name, spec.vgg16, spec.lpips_heads, spec.download) == ("lpips-vgg16", "v.pth", "h.pth", True)
+
+
+def test_study_on_a_prepared_dataset(inputs, tmp_path):
+    from stylefa.data.prepare import PrepareConfig, prepare_dataset
+    from stylefa.data.slices import SliceGrid
+    from stylefa.fileio import file_digest
+
+    dataset = tmp_path / "prepared"
+    grid = SliceGrid(levels_mm=(10.0, 20.0), resolution=32)
+    prepare_dataset([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], dataset,
+                    PrepareConfig(grid=grid, split_fractions=(1.0, 0.0, 0.0)))
+    out = tmp_path / "run"
+    argv = _args(inputs, out, "--conditions", "none", "--max-slices", "2", "--steps", "1", "--w-avg-samples", "16",
+                 "--split", "train")
+    argv[argv.index("--network") + 1] = str(inputs / "G_geometry.safetensors")
+    argv[argv.index("--data") + 1 : argv.index("--data") + 3] = [str(dataset)]
+    assert main(argv) == 0
+    settings = json.loads((out / "projections" / "settings.json").read_text())
+    assert settings["data"] == {"kind": "dataset", "dataset_json_sha256": file_digest(dataset / "dataset.json"),
+                                "split": "train"}
+    assert settings["slicing"]["grid"] == grid.to_dict()
+    assert settings["training_slicing"]["grid"]["levels_mm"] == TRAINING_GEOMETRY["levels_mm"]
+    # The dataset was cut on other levels than the training data: the report says so.
+    assert "differs from that of the network" in (out / "report.html").read_text()

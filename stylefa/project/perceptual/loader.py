@@ -18,6 +18,17 @@ from stylefa.errors import InputError
 from stylefa.fileio import file_digest
 
 PERCEPTUAL_CHOICES = ("lpips-vgg16", "stlpips-vgg16", "mse")
+
+
+def add_perceptual_arguments(parser) -> None:
+    """The perceptual-network options shared by ``stylefa project`` and ``stylefa study``."""
+    parser.add_argument("--perceptual", choices=PERCEPTUAL_CHOICES, default="lpips-vgg16",
+                        help="image distance (default lpips-vgg16, the study's; needs VGG16 ImageNet weights; "
+                        "stlpips-vgg16 works offline)")
+    parser.add_argument("--vgg16", metavar="PATH", help="torchvision vgg16-397923af.pth or NVIDIA's TorchScript vgg16.pt")
+    parser.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 vgg.pth (default: from the lpips wheel)")
+    parser.add_argument("--stlpips-weights", metavar="PATH", help="vgg_shift_tolerant.pth (default: from the stlpips-pytorch wheel)")
+    parser.add_argument("--download", action="store_true", help="allow downloading missing VGG16 weights")
 TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
 TORCHVISION_VGG16_URL = f"https://download.pytorch.org/models/{TORCHVISION_VGG16_FILE}"
 OFFLINE_HINT = "--perceptual stlpips-vgg16 works offline (its weights ship in the stlpips-pytorch wheel)"

@@ -369,7 +369,10 @@ class _BiasActClamp(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         dim, alpha, gain, clamp, has_bias = ctx.params
         # Single-pass ATen kernels (both differentiable in dy): the slope from the sign of
-        # y, then zero where y sits at the clamp level.
+        # y, then zero where y sits at the clamp level. The slope and mask are piecewise
+        # constant in y, so y is detached: a double backward (R1, path length) then does not
+        # walk back through the forward graph only to hand zero gradients to its parameters.
+        y = y.detach()
         dx = dy * gain if gain != 1 else dy
         if alpha != 1:
             dx = torch.ops.aten.leaky_relu_backward(dx, y, alpha, True)

@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from stylefa.project.perceptual.loader import add_perceptual_arguments
+    from stylefa.study.demo import DemoConfig
     from stylefa.study.conditions import DEFAULT_CONDITIONS
 
     study = subparsers.add_parser(
@@ -57,6 +58,9 @@ def register(subparsers) -> None:
     demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK")
     demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR")
     demo.add_argument("--network", default=None, help="use this checkpoint instead of the shipped demo model")
+    demo.add_argument("--steps", type=int, default=DemoConfig.steps,
+                      help=f"projection steps (default {DemoConfig.steps}: the demo's time budget; the study uses 1000)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     demo.set_defaults(handler=_run_demo)
 
 
@@ -82,7 +86,11 @@ def _run_study(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from stylefa.study.demo import DemoConfig, run_demo
 
+    if args.steps < 1:
+        from stylefa.errors import InputError
+
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
     result = run_demo(DemoConfig(outdir=args.outdir, lesions=list(args.lesions), flair=list(args.flair),
-                                 network=args.network))
+                                 network=args.network, steps=args.steps, device=args.device))
     print(result.report)
     return 0

@@ -33,6 +33,7 @@ class DemoConfig:
     conditions: str = "none,noise:0.05,saltpepper:0.05,inpaint:rect:zero,inpaint:rect:masked,blur:2"
     w_avg_samples: int = 2000
     cohort_voxel_mm: float = 2.5
+    device: str = "auto"
 
 
 def demo_model_path() -> Path:
@@ -48,6 +49,7 @@ def demo_model_path() -> Path:
 
 def run_demo(config: DemoConfig):
     from stylefa.data.cohort import CohortConfig, make_cohort
+    from stylefa.runtime import resolve_device
     from stylefa.study.study import StudyConfig, run_study
 
     network = config.network or str(demo_model_path())
@@ -60,5 +62,6 @@ def run_demo(config: DemoConfig):
         lesions=list(config.lesions), flair=list(config.flair), synthetic_lesions=not config.lesions,
         max_slices=config.max_slices, lesion_slices=2, steps=config.steps, perceptual=config.perceptual,
         lpips_metric=True, batch_size=16, w_avg_samples=config.w_avg_samples, figure_slices=2,
+        device=str(resolve_device(config.device)),
     )
     return run_study(study)

@@ -3,8 +3,8 @@
     python benchmarks/bench_project.py                       # CPU: 64 px net, batch 1 and 16
     python benchmarks/bench_project.py --device cuda --resolution 256 --batches 32 64 128
 
-The generator is the study's ``--cfg auto`` architecture at the given resolution with
-random weights (speed does not depend on the weights); the loss is the chosen perceptual
+The generator is the study's ``--cfg auto`` architecture (or, with ``--cfg small``, the
+demo model's) at the given resolution with random weights (speed does not depend on the weights); the loss is the chosen perceptual
 distance + the noise regulariser, exactly as ``stylefa project`` runs it. The first steps
 (warm-up) are not timed. The GPU mode also prints the time the study's workload would
 take (8568 slices x 1000 steps) on the device used.
@@ -23,11 +23,11 @@ STUDY_SLICES = 8568
 STUDY_STEPS = 1000
 
 
-def build_generator(resolution: int, device, fp32: bool):
+def build_generator(resolution: int, device, fp32: bool, cfg: str = "auto"):
     from stylefa.nets import Generator
-    from stylefa.nets.config import auto_configs
+    from stylefa.nets.config import auto_configs, small_configs
 
-    config, _ = auto_configs(resolution)
+    config, _ = (auto_configs if cfg == "auto" else small_configs)(resolution)
     if fp32:
         from dataclasses import replace
 
@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--perceptual", default="stlpips-vgg16")
+    parser.add_argument("--cfg", choices=("auto", "small"), default="auto",
+                        help="generator architecture: the study's (auto) or the demo model's (small)")
     parser.add_argument("--fp32", action="store_true", help="no fp16 blocks (they only apply on CUDA anyway)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -72,7 +74,7 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    G = build_generator(args.resolution, device, args.fp32)
+    G = build_generator(args.resolution, device, args.fp32, args.cfg)
     distance = load_perceptual(PerceptualSpec(args.perceptual), device)
     results = {}
     for batch in args.batches:
@@ -86,6 +88,7 @@ def main() -> None:
         first, last = args.batches[0], args.batches[-1]
         print(f"speed-up batch {last} vs {first}: {results[last] / results[first]:.2f}x")
     print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "resolution": args.resolution,
+                      "cfg": args.cfg,
                       "perceptual": args.perceptual, "steps": args.steps,
                       "images_steps_per_s": {str(k): v for k, v in results.items()}}))
 

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
 from stylefa.runtime import tune_cpu_allocator
 
 ROOT = Path(__file__).resolve().parents[1]

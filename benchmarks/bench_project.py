@@ -4,8 +4,8 @@
     python benchmarks/bench_project.py --device cuda --resolution 256 --batches 32 64 128
 
 The generator is the study's ``--cfg auto`` architecture (or, with ``--cfg small``, the
-demo model's) at the given resolution with random weights (speed does not depend on the weights); the loss is the chosen perceptual
-distance + the noise regulariser, exactly as ``stylefa project`` runs it. The first steps
+demo model's) at the given resolution with random weights (speed does not depend on the
+weights); the loss is the chosen perceptual distance + the noise regulariser, exactly as ``stylefa project`` runs it. The first steps
 (warm-up) are not timed. The GPU mode also prints the time the study's workload would
 take (8568 slices x 1000 steps) on the device used.
 """
@@ -17,6 +17,7 @@ import json
 import time
 
 import torch
+
 from stylefa.runtime import tune_cpu_allocator
 
 STUDY_SLICES = 8568

@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+
 from stylefa.runtime import tune_cpu_allocator
 
 SHARED = Path(os.environ.get("STYLEFA_SHARED", Path(__file__).resolve().parents[2] / "shared"))

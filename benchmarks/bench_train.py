@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stylefa.runtime import tune_cpu_allocator
+
+from stylefa.runtime import resolve_device, tune_cpu_allocator
 
 
 def write_blob_dataset(root: Path, n: int, res: int) -> Path:
@@ -67,7 +68,7 @@ def main() -> None:
     import torch
 
     from stylefa.train.ada import AdaConfig
-    from stylefa.train.distributed import DistContext, pick_device
+    from stylefa.train.distributed import DistContext
     from stylefa.train.loop import Trainer, open_dataset, resolve_config
     from stylefa.train.options import TrainOptions
 
@@ -78,7 +79,7 @@ def main() -> None:
         augment = AdaConfig(mode=args.aug, p=args.p if args.aug == "fixed" else 0.0)
         options = TrainOptions(data=data, outdir=tmp, cfg=args.cfg, batch=args.batch, device=args.device,
                                precision=args.precision, tf32=args.tf32, augment=augment)
-        dist = DistContext(device=pick_device(args.device))
+        dist = DistContext(device=resolve_device(args.device))
         dataset = open_dataset(options)
         config = resolve_config(options, dataset, dist)
         trainer = Trainer(config, dataset, dist, None)

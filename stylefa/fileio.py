@@ -139,26 +139,29 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 RUN_SETTINGS_FILE = "settings.json"
 
 
-def check_run_settings(folder: str | os.PathLike, settings: dict, what: str = "results") -> None:
+def check_run_settings(
+    folder: str | os.PathLike, settings: dict, what: str = "results", *, file_name: str = RUN_SETTINGS_FILE,
+    remedy: str = "use a new output folder or delete this one", replace: bool = False,
+) -> None:
     """A resumable job's outputs in ``folder`` must all come from the same settings.
 
     The first run records ``settings`` (JSON-able: network and data hashes, options) in
-    ``folder/settings.json``; a later run with different settings is refused rather than
-    mixing results of two configurations in one folder.
+    ``folder/<file_name>``; a later run with different settings is refused rather than
+    mixing results of two configurations in one folder, unless ``replace`` (the job
+    overwrites its outputs) records the new settings instead.
     """
     folder = Path(folder)
-    path = folder / RUN_SETTINGS_FILE
+    path = folder / file_name
     wanted = json.loads(json.dumps(settings))
-    if path.is_file():
+    if path.is_file() and not replace:
         try:
             previous = json.loads(path.read_text())
-        except ValueError:
+        except (OSError, ValueError):
             previous = None
         if previous != wanted:
             changed = sorted(_changed_keys(previous, wanted)) if isinstance(previous, dict) else ["(unreadable)"]
             raise InputError(
-                f"holds {what} made with other settings (changed: {', '.join(changed) or '?'}); "
-                "use a new output folder or delete this one", folder)
+                f"holds {what} made with other settings (changed: {', '.join(changed) or '?'}); {remedy}", folder)
     else:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(path, wanted)

@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stylefa.data.slices import SliceGrid, check_levels_inside, sample_axial_slices, threshold_masks
+from stylefa.data.slices import (
+    TEMPLATE_SPACE_HINT,
+    SliceGrid,
+    check_levels_inside,
+    sample_axial_slices,
+    threshold_masks,
+)
 from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
 from stylefa.errors import InputError
 
@@ -229,7 +235,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     if empty:
         raise InputError(
             f"no brain (FA > 0) on the slice(s) at z = {', '.join(f'{z:g}' for z in empty[:4])} mm "
-            "of the fixed in-plane field of view; is the map in template space? (else register it: `stylefa register`, or `stylefa prepare --register`)",
+            f"of the fixed in-plane field of view; {TEMPLATE_SPACE_HINT}",
             path,
         )
     mask_path = find_sibling_mask(path) if task.sibling_masks else None

@@ -109,15 +109,20 @@ def volume_z_extent(data_shape: tuple[int, ...], affine: np.ndarray) -> tuple[fl
     return float(z.min()), float(z.max())
 
 
-def check_levels_inside(data_shape, affine, levels_mm, path) -> None:
+TEMPLATE_SPACE_HINT = ("is it in template space? (else register it: `stylefa register`, "
+                       "or `stylefa prepare --register`)")
+
+
+def check_levels_inside(data_shape, affine, levels_mm, path, what: str = "the volume's field of view",
+                        hint: str | None = TEMPLATE_SPACE_HINT) -> None:
     """Every level must lie within the volume's z extent, else the slice would be made up."""
     z_lo, z_hi = volume_z_extent(data_shape, affine)
     tolerance = 1e-3
     outside = [z for z in levels_mm if z < z_lo - tolerance or z > z_hi + tolerance]
     if outside:
         raise InputError(
-            f"slice level(s) {_fmt_levels(outside)} mm lie outside the volume's field of view "
-            f"(world z {z_lo:.1f} to {z_hi:.1f} mm); is it in template space? (else register it: `stylefa register`, or `stylefa prepare --register`)",
+            f"slice level(s) {_fmt_levels(outside)} mm lie outside {what} "
+            f"(world z {z_lo:.1f} to {z_hi:.1f} mm)" + (f"; {hint}" if hint else ""),
             path,
         )
 

@@ -116,32 +116,61 @@ def channels_per_resolution(channel_base: int, channel_max: int, img_resolution:
     return {2**i: min(channel_base // 2**i, channel_max) for i in range(2, log2 + 1)}
 
 
-def auto_configs(
-    img_resolution: int, img_channels: int = 1, c_dim: int = 0, mbstd_group_size: int = 4
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """The few numbers that tell the reference's G/D presets apart (the rest is shared)."""
+
+    channel_base: int
+    channel_max: int
+    num_fp16_res: int = 0
+    map_layers: int = 2
+    mbstd_group_size: int = 4
+    d_architecture: str = "resnet"
+    fp16_channels_last: bool = False
+    conv_clamp: float | None = 256
+
+
+def build_configs(
+    spec: ArchitectureSpec, img_resolution: int, img_channels: int = 1, c_dim: int = 0
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
-    """The reference's ``--cfg auto`` architecture (also the study's): 2 mapping layers,
-    channel_base 16384 below 512 px, conv_clamp 256, fp16 in the 4 highest resolutions."""
-    channel_base = 32768 if img_resolution >= 512 else 16384
+    """G and D configs of a preset: 512-d z and w, the same feature maps in G and D."""
     g = GeneratorConfig(
         z_dim=512,
         c_dim=c_dim,
         w_dim=512,
         img_resolution=img_resolution,
         img_channels=img_channels,
-        mapping=MappingConfig(num_layers=2),
-        synthesis=SynthesisConfig(channel_base=channel_base, channel_max=512, num_fp16_res=4, conv_clamp=256),
+        mapping=MappingConfig(num_layers=spec.map_layers),
+        synthesis=SynthesisConfig(
+            channel_base=spec.channel_base,
+            channel_max=spec.channel_max,
+            num_fp16_res=spec.num_fp16_res,
+            conv_clamp=spec.conv_clamp,
+            fp16_channels_last=spec.fp16_channels_last,
+        ),
     )
     d = DiscriminatorConfig(
         c_dim=c_dim,
         img_resolution=img_resolution,
         img_channels=img_channels,
-        channel_base=channel_base,
-        channel_max=512,
-        num_fp16_res=4,
-        conv_clamp=256,
-        epilogue=EpilogueConfig(mbstd_group_size=mbstd_group_size),
+        architecture=spec.d_architecture,
+        channel_base=spec.channel_base,
+        channel_max=spec.channel_max,
+        num_fp16_res=spec.num_fp16_res,
+        conv_clamp=spec.conv_clamp,
+        epilogue=EpilogueConfig(mbstd_group_size=spec.mbstd_group_size),
     )
     return g, d
+
+
+def auto_configs(
+    img_resolution: int, img_channels: int = 1, c_dim: int = 0, mbstd_group_size: int = 4
+) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The reference's ``--cfg auto`` architecture (also the study's): 2 mapping layers,
+    channel_base 16384 below 512 px, conv_clamp 256, fp16 in the 4 highest resolutions."""
+    channel_base = 32768 if img_resolution >= 512 else 16384
+    spec = ArchitectureSpec(channel_base, 512, num_fp16_res=4, mbstd_group_size=mbstd_group_size)
+    return build_configs(spec, img_resolution, img_channels, c_dim)
 
 
 # The CPU-sized demo architecture (``stylefa init-network --cfg small`` and ``stylefa train
@@ -156,25 +185,5 @@ def small_configs(
 ) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     """The demo model's architecture: 512-dim latents, 2 mapping layers, at most 64 feature
     maps (32 at 64 px), fp32 everywhere; a few MB, trainable on a CPU."""
-    g = GeneratorConfig(
-        z_dim=512,
-        c_dim=c_dim,
-        w_dim=512,
-        img_resolution=img_resolution,
-        img_channels=img_channels,
-        mapping=MappingConfig(num_layers=2),
-        synthesis=SynthesisConfig(
-            channel_base=SMALL_CHANNEL_BASE, channel_max=SMALL_CHANNEL_MAX, num_fp16_res=0, conv_clamp=256
-        ),
-    )
-    d = DiscriminatorConfig(
-        c_dim=c_dim,
-        img_resolution=img_resolution,
-        img_channels=img_channels,
-        channel_base=SMALL_CHANNEL_BASE,
-        channel_max=SMALL_CHANNEL_MAX,
-        num_fp16_res=0,
-        conv_clamp=256,
-        epilogue=EpilogueConfig(mbstd_group_size=mbstd_group_size),
-    )
-    return g, d
+    spec = ArchitectureSpec(SMALL_CHANNEL_BASE, SMALL_CHANNEL_MAX, mbstd_group_size=mbstd_group_size)
+    return build_configs(spec, img_resolution, img_channels, c_dim)

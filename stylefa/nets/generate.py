@@ -8,7 +8,6 @@ Outputs are on the FA scale: ``FA = (x + 1) / 2`` of the network output ``x``; t
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from stylefa.errors import InputError
-from stylefa.fileio import file_digest
+from stylefa.fileio import check_run_settings, file_digest
+from stylefa.runtime import resolve_device
 
 NOISE_MODES = ("const", "random", "none")
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts seeds in [0, 2**32)
@@ -59,8 +59,6 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-
-
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     """The reference's latent for a seed, float32 [1, z_dim]."""
     return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
@@ -87,8 +85,6 @@ def write_fa_outputs(outdir: Path, stem: str, fa: np.ndarray) -> list[Path]:
 
 def _check_settings(config: GenerateConfig) -> None:
     """Outputs in an existing folder are reused only if they came from the same settings."""
-    from stylefa.fileio import write_json
-
     settings: dict[str, Any] = {
         "network_sha256": file_digest(config.network),
         "projected_w_sha256": None if config.projected_w is None else file_digest(config.projected_w),
@@ -96,19 +92,8 @@ def _check_settings(config: GenerateConfig) -> None:
         "noise_mode": config.noise_mode,
         "class_index": config.class_index,
     }
-    settings_path = config.outdir / SETTINGS_FILE
-    if settings_path.exists() and not config.overwrite:
-        try:
-            previous = json.loads(settings_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if previous != settings:
-            raise InputError(
-                "folder holds images generated with other settings (network, --trunc, --noise-mode, --class "
-                "or --projected-w); use another --outdir or --overwrite",
-                config.outdir,
-            )
-    write_json(settings_path, settings)
+    check_run_settings(config.outdir, settings, "images", file_name=SETTINGS_FILE,
+                       remedy="use another --outdir or --overwrite", replace=config.overwrite)
 
 
 def _label(G, class_index: int | None, batch: int, device):
@@ -174,8 +159,6 @@ def generate(config: GenerateConfig) -> list[Path]:
         raise InputError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {config.noise_mode!r}")
     if bool(config.seeds) == (config.projected_w is not None):
         raise InputError("give either --seeds or --projected-w (exactly one of them)")
-    from stylefa.runtime import resolve_device
-
     device = resolve_device(config.device)
     G = load_generator(config.network, device=device)
     if config.projected_w is not None:

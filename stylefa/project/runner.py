@@ -24,6 +24,7 @@ from stylefa.project.outputs import (
 )
 from stylefa.project.perceptual.loader import PerceptualSpec
 from stylefa.project.targets import TargetSpec, shard
+from stylefa.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-
-
 def run_settings(config: RunConfig) -> dict:
     """What a result depends on (not the batch size, device or video frames: a target's
-    trajectory is the same either way), compared on every re-run so one folder never mixes two configurations."""
+    trajectory is the same either way), compared on every re-run so one folder never mixes
+    two configurations."""
     perceptual = dataclasses.asdict(config.perceptual)
     perceptual.pop("download")
     for key in ("vgg16", "lpips_heads", "stlpips_weights"):
@@ -81,8 +81,6 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
         raise InputError("no targets to project")
     outdir = Path(config.outdir)
     rank, world = rank_and_world()
-    from stylefa.runtime import resolve_device
-
     device = resolve_device(config.device)
     G = frozen_copy(load_generator(config.network, device=device), device)
     if G.img_channels != 1:

@@ -167,11 +167,9 @@ class NiftiSource:
             for level, z in enumerate(grid.levels_mm):
                 item = SliceInfo(safe_name(f"{subject.key}_L{level:02d}"), subject.subject, subject.key, level,
                                  float(z), single_level(grid, z), len(self.items))
-                if item.key in self._slices:
-                    raise InputError(f"gives the same file name {item.key!r} as another scan; rename one",
-                                     subject.path)
                 self.items.append(item)
                 self._slices[item.key] = (fa[level], brains[level])
+            _check_unique_keys(self.items, subject.path)
 
     def fingerprint(self) -> dict:
         return {"kind": "nifti", "files": self._files}

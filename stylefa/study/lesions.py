@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylefa.data.slices import SliceGrid, sample_axial_slices, volume_z_extent
+from stylefa.data.slices import SliceGrid, check_levels_inside, sample_axial_slices
 from stylefa.errors import InputError
 
 DEFAULT_REDUCTION = 0.4
@@ -107,12 +107,8 @@ class LesionVolume:
         return sample_axial_slices(self.flair, self.affine, grid)
 
     def _check_levels(self, grid: SliceGrid) -> None:
-        # Not data.slices.check_levels_inside: its hint (--register) is about FA maps in prepare.
-        lo, hi = volume_z_extent(self.mask.shape, self.affine)
-        outside = [z for z in grid.levels_mm if not lo - 1e-3 <= z <= hi + 1e-3]
-        if outside:
-            raise InputError(f"slice level(s) z = {', '.join(f'{z:g}' for z in outside[:4])} mm lie outside the "
-                             f"lesion mask (world z {lo:.1f} to {hi:.1f} mm)", self.path or self.name)
+        check_levels_inside(self.mask.shape, self.affine, grid.levels_mm, self.path or self.name,
+                            what="the lesion mask", hint=None)
 
 
 def _same_grid(shape_a, affine_a, shape_b, affine_b) -> bool:

@@ -94,11 +94,12 @@ def handle_train(args: argparse.Namespace) -> int:
     if options.dry_run:
         import json
 
-        from stylefa.train.distributed import DistContext, pick_device
+        from stylefa.runtime import resolve_device
+        from stylefa.train.distributed import DistContext
         from stylefa.train.loop import open_dataset, resolve_config
         from stylefa.train.options import summary_lines
 
-        dist = DistContext(device=pick_device(options.device))
+        dist = DistContext(device=resolve_device(options.device))
         config = resolve_config(options, open_dataset(options), dist)
         for line in summary_lines(config):
             print(line)

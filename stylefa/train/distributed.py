@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from stylefa.runtime import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -82,19 +84,13 @@ class DistContext:
         return box[0]
 
 
-def pick_device(request: str, local_rank: int = 0) -> torch.device:
-    from stylefa.runtime import resolve_device
-
-    return resolve_device(request, local_rank)
-
-
 def init_distributed(device_request: str) -> DistContext:
     """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group:
     NCCL on GPUs, gloo on CPU. Without those variables this is a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_request, local_rank)
+    device = resolve_device(device_request, local_rank)
     if world_size > 1 and not torch.distributed.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

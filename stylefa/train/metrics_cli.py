@@ -31,8 +31,6 @@ def add_metrics_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def run_metrics_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -48,9 +46,8 @@ def run_metrics_command(args: argparse.Namespace) -> int:
 
     import stylefa
     from stylefa.data import FADataset  # written by the data stage
-    from stylefa.train.metrics.compute import MetricsConfig, compute_metrics
-
     from stylefa.runtime import resolve_device
+    from stylefa.train.metrics.compute import MetricsConfig, compute_metrics
 
     device = str(resolve_device(args.device))
     config = MetricsConfig(

@@ -18,13 +18,12 @@ from stylefa.errors import InputError
 from stylefa.train.ada import AdaConfig
 from stylefa.nets.config import (
     DiscriminatorConfig,
-    EpilogueConfig,
     GeneratorConfig,
     SMALL_CHANNEL_BASE,
     SMALL_CHANNEL_MAX,
     SMALL_MBSTD_GROUP,
-    MappingConfig,
-    SynthesisConfig,
+    ArchitectureSpec,
+    build_configs,
 )
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -60,9 +59,8 @@ PRESETS: dict[str, Preset] = {
     # The reference also switches off path-length regularisation and style mixing for cifar.
     "cifar": Preset(100000, 64, 32, 32768, 512, 0.0025, 0.01, 500.0, 0.05, 2, "orig", 0.0, 0.0),
     # CPU-sized network for the shipped 64x64 demo model; auto rules for gamma / EMA. The
-    # minibatch-std group is the whole batch: with 32-64 feature maps and groups of 4, D
-    # missed the lack of variety and G collapsed onto one slice level (measured in the
-    # first demo run: pixel std across fakes 0.10 -> 0.04 over 10-55 kimg, reals 0.09).
+    # minibatch-std group is the whole batch: the first demo run, with groups of 4, collapsed
+    # onto one slice level (pixel std across fakes 0.10 -> 0.04 over 10-55 kimg, reals 0.09).
     "small": Preset(500, 16, SMALL_MBSTD_GROUP, SMALL_CHANNEL_BASE, SMALL_CHANNEL_MAX, 0.0025, None, None, 0.05, 2),
     # Smoke tests and pipeline checks only: a few thousand parameters per layer.
     "tiny": Preset(1, 4, 4, 512, 32, 0.0025, None, None, 0.05, 2),
@@ -274,32 +272,17 @@ def resolve(
     # Mixed precision as in the reference: fp16 in the 4 highest resolutions, conv_clamp 256
     # keeps activations inside fp16 range. fp32 / bf16 run every layer in fp32 weights.
     num_fp16_res = 0 if precision == "fp32" else 4
-    conv_clamp = 256
-    G = GeneratorConfig(
-        z_dim=512,
-        c_dim=label_dim,
-        w_dim=512,
-        img_resolution=res,
-        img_channels=1,
-        mapping=MappingConfig(num_layers=spec.map_layers),
-        synthesis=SynthesisConfig(
+    G, D = build_configs(
+        ArchitectureSpec(
             channel_base=channel_base,
             channel_max=spec.channel_max,
             num_fp16_res=num_fp16_res,
-            conv_clamp=conv_clamp,
+            map_layers=spec.map_layers,
+            mbstd_group_size=mbstd,
+            d_architecture=spec.d_architecture,
             fp16_channels_last=channels_last,
         ),
-    )
-    D = DiscriminatorConfig(
-        c_dim=label_dim,
-        img_resolution=res,
-        img_channels=1,
-        architecture=spec.d_architecture,
-        channel_base=channel_base,
-        channel_max=spec.channel_max,
-        num_fp16_res=num_fp16_res,
-        conv_clamp=conv_clamp,
-        epilogue=EpilogueConfig(mbstd_group_size=mbstd),
+        res, img_channels=1, c_dim=label_dim,
     )
     augment = options.augment.validate()
     desc = options.desc or _describe(options, batch, gamma)

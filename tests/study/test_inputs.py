@@ -16,23 +16,18 @@ from stylefa.study.inputs import (
     training_slicing,
 )
 
-MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
-SHAPE = (91, 109, 91)
+from .volumes import MNI_2MM, world
+
 # A geometry unlike the default grid (levels, field of view, centre and threshold all differ).
 GEOMETRY = {"resolution": 32, "fov_mm": 180.0, "center_mm": [4.0, -22.0], "levels_mm": [6.0, 13.0, 31.0],
             "pixel_size_mm": 180.0 / 32, "mask": {"method": "sibling brain mask if present, else FA threshold "
                                                    "with holes filled", "threshold": 0.2}}
 
 
-def _world():
-    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
-    return [MNI_2MM[a, a] * idx + MNI_2MM[a, 3] for a, idx in enumerate((ii, jj, kk))]
-
-
 @pytest.fixture(scope="module")
 def fa_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("fa_inputs")
-    x, y, z = _world()
+    x, y, z = world()
     brain = (x / 70) ** 2 + ((y + 18) / 90) ** 2 + ((z - 15) / 60) ** 2 < 1
     fa = np.where(brain, 0.3 + 0.25 * np.cos(x / 7.0) * np.cos(y / 9.0), 0.0)
     save_volume(make_volume(fa, MNI_2MM), root / "sub-01_FA.nii.gz")

@@ -13,16 +13,11 @@ import pytest
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
 
+from .volumes import MNI_2MM, SHAPE, world
+
 TRAINING_GEOMETRY = {"resolution": 32, "fov_mm": 200.0, "center_mm": [0.0, -16.0], "levels_mm": [8.0, 24.0],
                      "mask": {"method": "sibling brain mask if present, else FA threshold with holes filled",
                               "threshold": 0.1}}
-MNI_2MM = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
-SHAPE = (91, 109, 91)
-
-
-def _world():
-    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
-    return [MNI_2MM[a, a] * idx + MNI_2MM[a, 3] for a, idx in enumerate((ii, jj, kk))]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def inputs(tmp_path_factory):
     from stylefa.nets.config import GeneratorConfig, MappingConfig, SynthesisConfig
 
     root = tmp_path_factory.mktemp("study_inputs")
-    x, y, z = _world()
+    x, y, z = world()
     brain = (x / 70) ** 2 + ((y + 18) / 90) ** 2 + ((z - 15) / 60) ** 2 < 1
     fa = np.where(brain, 0.35 + 0.25 * np.cos(x / 9.0) * np.cos(y / 11.0), 0.0)
     save_volume(make_volume(fa, MNI_2MM), root / "sub-01_FA.nii.gz")
@@ -144,7 +139,7 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     refused(fewer, "changed: conditions")
     lesion = mine / "patient99_lesionmask.nii.gz"
     original_lesion = lesion.read_bytes()
-    x, y, z = _world()
+    x, y, z = world()
     smaller = ((x - 20) ** 2 + (y + 10) ** 2 + (z - 20) ** 2) < 11**2
     save_volume(make_volume(smaller.astype(np.float32), MNI_2MM), lesion)
     refused(argv, "lesions.patient99.mask_sha256")
@@ -176,7 +171,7 @@ def test_bad_input_one_line_exit_2(inputs, tmp_path, capsys, extra, message):
 
 
 def test_lesion_mask_mismatches(inputs, tmp_path, capsys):
-    x, y, z = _world()
+    x, y, z = world()
     empty = tmp_path / "empty_mask.nii.gz"
     save_volume(make_volume(np.zeros(SHAPE), MNI_2MM), empty)
     assert main(_args(inputs, tmp_path / "o1", "--lesions", str(empty))) == 2

@@ -29,6 +29,8 @@ def add_perceptual_arguments(parser) -> None:
     parser.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 vgg.pth (default: from the lpips wheel)")
     parser.add_argument("--stlpips-weights", metavar="PATH", help="vgg_shift_tolerant.pth (default: from the stlpips-pytorch wheel)")
     parser.add_argument("--download", action="store_true", help="allow downloading missing VGG16 weights")
+
+
 TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
 TORCHVISION_VGG16_URL = f"https://download.pytorch.org/models/{TORCHVISION_VGG16_FILE}"
 OFFLINE_HINT = "--perceptual stlpips-vgg16 works offline (its weights ship in the stlpips-pytorch wheel)"

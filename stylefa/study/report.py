@@ -66,7 +66,8 @@ def mean_ci(entry: dict | None, digits: int = 4) -> str:
 
 
 def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str, list[tuple[Path, str]]],
-                 model_card: str | None, perceptual: dict, notes: list[str]) -> str:
+                 model_card: str | None, perceptual: dict, notes: list[str], viewer: str = "") -> str:
+    """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.viewer``)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
     n_slices = summary.get("n_slices", 0)
@@ -129,6 +130,7 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
         if items:
             parts.append(f"<h2>{_e(section)}</h2>")
             parts.extend(figure(path, caption) for path, caption in items)
+    parts.append(viewer)
 
     parts.append("<h2>Perceptual network</h2>")
     parts.append(f"<pre>{_e(json.dumps(perceptual, indent=2))}</pre>")

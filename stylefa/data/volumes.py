@@ -103,14 +103,17 @@ class SliceSpace:
         """The image ``[R, R]`` (slice layout) of ``volume``'s plane at ``z_mm``."""
         return plane_to_image(np.asarray(volume)[:, :, self.plane_of(z_mm)])
 
-    def nifti(self, volume: np.ndarray):
-        """A float32 ``nibabel.Nifti1Image`` of ``volume`` with this grid's affine (MNI xform codes)."""
+    def nifti(self, volume: np.ndarray, dtype=np.float32):
+        """A ``nibabel.Nifti1Image`` of ``volume`` stored as ``dtype`` without intensity scaling
+        (masks: ``np.uint8``), with this grid's affine (MNI xform codes)."""
         import nibabel as nib
 
-        volume = np.asarray(volume, dtype=np.float32)
+        volume = np.asarray(volume, dtype=dtype)
         if volume.shape != self.shape:
             raise InputError(f"volume is {volume.shape}, the grid is {self.shape}")
         image = nib.Nifti1Image(volume, self.affine)
+        image.set_data_dtype(dtype)
+        image.header.set_slope_inter(1.0, 0.0)
         image.set_sform(self.affine, code=MNI_XFORM_CODE)
         image.set_qform(self.affine, code=MNI_XFORM_CODE)
         image.header.set_xyzt_units("mm")

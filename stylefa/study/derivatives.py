@@ -169,10 +169,7 @@ def write_derivatives(outdir: Path, space: SliceSpace, scans: dict[str, ScanVolu
             dtype=np.float32) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         name = derivative_name({**entities, "space": SPACE, "desc": desc}, suffix)
-        image = space.nifti(volume)
-        if dtype is not np.float32:
-            image.set_data_dtype(dtype)
-        save_nifti(image, folder / name)
+        save_nifti(space.nifti(volume, dtype), folder / name)
         record = {"Description": DESCRIPTIONS[desc], "SpatialReference": SPATIAL_REFERENCE, **extra, **sidecar}
         write_json(folder / name.replace(".nii.gz", ".json"), _json_safe(record))
         files.append(folder / name)

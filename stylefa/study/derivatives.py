@@ -24,24 +24,17 @@ all scans' unmodified slices: ``space-MNI152_desc-absdiffmean_FA.nii.gz``,
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from stylefa.data.volumes import SliceSpace, save_nifti
+from stylefa.data.derivatives import ROOT_NAME, DerivativeWriter, bids_label, scan_labels
+from stylefa.data.volumes import SliceSpace
 from stylefa.errors import InputError
 
-SPACE = "MNI152"
-DATATYPE = "dwi"
-BIDS_VERSION = "1.10.0"
-ROOT_NAME = Path("derivatives") / "stylefa"
-SPATIAL_REFERENCE = ("world (RAS mm) coordinates of FSL's MNI152 template (MNI152NLin6Asym), the space the "
-                     "FA was registered to; voxels are the slice pixels, planes the slice levels")
-# BIDS entity order (schema: objects.entities, rules.entities) of the entities used here.
-ENTITY_ORDER = ("sub", "ses", "acq", "space", "desc")
+DATASET_NAME = "stylefa projection study: FA slices, their StyleGAN2 projections and difference maps"
 DESCRIPTIONS = {
     "input": "FA as given to the projector (for the unmodified condition: the FA as cut, all levels of the scan)",
     "projection": "the generator's reconstruction of the input (FA scale, clipped to [0, 1])",
@@ -52,11 +45,6 @@ DESCRIPTIONS = {
 }
 
 
-def bids_label(text: str) -> str:
-    """A BIDS label (letters and digits only): ``.`` becomes ``p``, other characters are dropped."""
-    return re.sub(r"[^A-Za-z0-9]", "", str(text).replace(".", "p"))
-
-
 def condition_label(condition: str) -> str | None:
     """``acq`` label of a condition; ``None`` for the unmodified one."""
     if condition == "none":
@@ -65,65 +53,6 @@ def condition_label(condition: str) -> str | None:
     if not label:
         raise InputError(f"condition {condition!r} gives an empty BIDS label")
     return label
-
-
-def derivative_name(entities: dict[str, str | None], suffix: str, extension: str = ".nii.gz") -> str:
-    """``key-value`` pairs in BIDS order (``None`` values left out), then ``_suffix`` and extension."""
-    unknown = set(entities) - set(ENTITY_ORDER)
-    if unknown:
-        raise ValueError(f"unknown entities {sorted(unknown)}")
-    parts = [f"{key}-{entities[key]}" for key in ENTITY_ORDER if entities.get(key)]
-    return "_".join(parts + [suffix]) + extension
-
-
-@dataclass(frozen=True)
-class ScanLabels:
-    sub: str
-    ses: str | None
-
-    def folder(self, root: Path) -> Path:
-        out = root / f"sub-{self.sub}"
-        return (out / f"ses-{self.ses}" if self.ses else out) / DATATYPE
-
-
-def scan_labels(scans: dict[str, str]) -> dict[str, ScanLabels]:
-    """BIDS ``sub``/``ses`` labels per scan (``{scan: subject}``), unique over the scans.
-
-    BIDS ids (``sub-01``, ``sub-01_ses-02``) keep their labels; other file stems give the
-    first ``_``-separated token (``subj-tractseg_space-MNI_FA`` -> ``subjtractseg``), or the
-    whole stem where that first token would be shared.
-    """
-    def parse(scan: str, subject: str, whole: bool) -> ScanLabels:
-        if subject.startswith("sub-"):
-            ses = scan[len(subject) + 1 :] if scan.startswith(subject + "_ses-") else None
-            return ScanLabels(bids_label(subject[4:]), bids_label(ses[4:]) if ses else None)
-        stem = re.sub(r"_FA$", "", scan)
-        return ScanLabels(bids_label(stem if whole else stem.split("_")[0]), None)
-
-    out = {scan: parse(scan, subject, False) for scan, subject in scans.items()}
-    if len(set(out.values())) < len(out):
-        out = {scan: parse(scan, subject, True) for scan, subject in scans.items()}
-    seen: dict[ScanLabels, str] = {}
-    for scan, labels in out.items():
-        if not labels.sub:
-            raise InputError(f"scan {scan!r} gives an empty BIDS subject label")
-        if labels in seen:
-            raise InputError(f"scans {seen[labels]!r} and {scan!r} give the same BIDS subject/session labels")
-        seen[labels] = scan
-    return out
-
-
-def dataset_description(source: str) -> dict:
-    from stylefa import __version__
-
-    return {
-        "Name": "stylefa projection study: FA slices, their StyleGAN2 projections and difference maps",
-        "BIDSVersion": BIDS_VERSION,
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "stylefa", "Version": __version__,
-                         "Description": "projection of FA slices into a StyleGAN2-ADA generator's latent space"}],
-        "SourceDatasets": [{"Description": source}],
-    }
 
 
 @dataclass
@@ -158,24 +87,14 @@ def write_derivatives(outdir: Path, space: SliceSpace, scans: dict[str, ScanVolu
     ``sidecar``: fields common to every file's JSON (network, projector, perceptual, seed,
     slicing). Rewritten on every run (cheap), each file atomically.
     """
-    from stylefa.fileio import write_json
-    from stylefa.study.study import _json_safe
-
-    root = Path(outdir) / ROOT_NAME
-    root.mkdir(parents=True, exist_ok=True)
-    files = []
+    writer = DerivativeWriter(Path(outdir) / ROOT_NAME, space, sidecar, source, DATASET_NAME)
+    root, files = writer.root, writer.files
 
     def put(folder: Path, entities: dict, desc: str, volume: np.ndarray, extra: dict, suffix: str = "FA",
             dtype=np.float32) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        name = derivative_name({**entities, "space": SPACE, "desc": desc}, suffix)
-        save_nifti(space.nifti(volume, dtype), folder / name)
-        record = {"Description": DESCRIPTIONS[desc], "SpatialReference": SPATIAL_REFERENCE, **extra, **sidecar}
-        write_json(folder / name.replace(".nii.gz", ".json"), _json_safe(record))
-        files.append(folder / name)
-        return folder / name
+        return writer.put(folder, entities, desc, volume, {"Description": DESCRIPTIONS[desc], **extra}, suffix,
+                          dtype)
 
-    write_json(root / "dataset_description.json", dataset_description(source))
     labels = scan_labels({scan: volumes.subject for scan, volumes in scans.items()})
     absdiffs, brains = [], []
     for scan, volumes in scans.items():

@@ -78,6 +78,9 @@ def group_figure(mean: np.ndarray, sd: np.ndarray, count: np.ndarray, space: Sli
             im = ax.imshow(np.ma.masked_invalid(image), cmap=ABS_DIFF_CMAP, vmin=0, vmax=limit, alpha=0.8,
                            interpolation="nearest")
             _clean(ax, f"z = {z[k]:g} mm" if row == 0 else None)
+        if not values.size:
+            axes[row, 0].text(0.03, 0.5, "needs ≥ 2 scans per level", transform=axes[row, 0].transAxes,
+                              color="white", fontsize=7, va="center")
         axes[row, 0].set_ylabel(label, fontsize=9)
         cbar = fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.9, pad=0.01)
         cbar.set_label("FA", fontsize=8)

@@ -149,9 +149,9 @@ def viewer_section(blocks: list[ViewerBlock]) -> str:
         "<label>level <input id='sfv-level' type='range' min='0' max='0' step='1' value='0'></label> "
         "<span id='sfv-z'></span> <span id='sfv-status' class='note'></span></div>"
         "<div id='sfv-panels' class='sfv-panels'></div>"
-        "<div class='sfv-bars'><span>FA 0</span><canvas id='sfv-bar-fa' width='256' height='12'></canvas><span>1</span>"
-        "<span id='sfv-bar-diff-lo'></span><canvas id='sfv-bar-diff' width='256' height='12'></canvas>"
-        "<span id='sfv-bar-diff-hi'></span></div>"
+        "<div class='sfv-bars'><span class='sfv-bar'>FA 0 <canvas id='sfv-bar-fa' width='256' height='12'></canvas> 1"
+        "</span><span class='sfv-bar'><span id='sfv-bar-diff-lo'></span> <canvas id='sfv-bar-diff' width='256' "
+        "height='12'></canvas> <span id='sfv-bar-diff-hi'></span></span></div>"
         "<div id='sfv-readout' class='sfv-readout'>move the cursor over an image</div></div>",
         f"<script type='application/json' id='sfv-index'>{_json_for_script(index)}</script>",
     ]

@@ -9,7 +9,8 @@ import pytest
 
 from stylefa.data.volumes import SliceSpace
 from stylefa.errors import InputError
-from stylefa.study.derivatives import condition_label, scan_labels, write_derivatives, collect_scans
+from stylefa.data.derivatives import scan_labels
+from stylefa.study.derivatives import collect_scans, condition_label, write_derivatives
 
 from .stubs import GRID, StubSource, stub_cases
 

@@ -145,6 +145,9 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     all_ids = [spec.target_id for spec in targets]
     _wait_for_other_ranks(outdir, all_ids, config.merge_wait_s)
     path, count = write_summary(outdir, all_ids)
+    from stylefa.project.volumes import write_projection_volumes
+
+    write_projection_volumes(outdir, targets, run_settings(config))
     if count < len(all_ids):
         import warnings
 

@@ -7,6 +7,7 @@ targets. Images are FA in [0, 1], float32 [R, R] at the generator's resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from stylefa.data.slices import SliceGrid
 from stylefa.errors import InputError
 from stylefa.fileio import read_png_gray, safe_name
 
@@ -28,6 +30,10 @@ class TargetSpec:
     source: str  # where the pixels come from, for the record
     load: Callable[[], FAImage]
     label: int | None = None
+    # Where the slice was cut (NIfTI and dataset targets): its scan and single-level grid, so
+    # the results can be written back as volumes (``stylefa.project.volumes``).
+    scan: str | None = None
+    plane: SliceGrid | None = None
 
 
 def safe_id(text: str) -> str:
@@ -105,7 +111,8 @@ def nifti_targets(path: str | os.PathLike, slices: Sequence[int], resolution: in
     """Axial voxel planes ``slices`` of an FA map (canonical RAS grid), sampled on the study's
     MNI slice grid (216 mm field of view) at the generator's resolution."""
     from stylefa.data.nifti import canonical, load_fa
-    from stylefa.data.slices import SliceGrid, levels_from_indices, sample_axial_slices
+    from stylefa.data.slices import levels_from_indices, sample_axial_slices
+    from stylefa.data.subjects import subject_from_path
 
     volume = canonical(load_fa(path))
     depth = volume.shape[2]
@@ -113,13 +120,14 @@ def nifti_targets(path: str | os.PathLike, slices: Sequence[int], resolution: in
     if bad:
         raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
     stem = safe_id(Path(path).name.split(".")[0])
+    scan = subject_from_path(path).key
     specs = []
     for k in slices:
         grid = SliceGrid(levels_mm=levels_from_indices(k, k, 1, volume.affine), resolution=resolution)
         fa_slice = sample_axial_slices(volume.data, volume.affine, grid)[0]
         specs.append(TargetSpec(
             target_id=f"{stem}_k{k:03d}", subject=stem, slice_index=str(k), source=f"{path}:{k}",
-            load=lambda image=np.clip(fa_slice, 0, 1): image,
+            load=lambda image=np.clip(fa_slice, 0, 1): image, scan=scan, plane=grid,
         ))
     check_unique(specs)
     return specs
@@ -130,6 +138,10 @@ def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequ
     from stylefa.data.dataset import FADataset
 
     dataset = FADataset(path, split=split)
+    try:
+        grid = SliceGrid.from_dict(dataset.info)
+    except (KeyError, TypeError, ValueError):
+        grid = None  # an old dataset without its geometry: no volumes
     if resolution is not None and dataset.resolution != resolution:
         raise InputError(f"dataset resolution {dataset.resolution} differs from the generator's {resolution}", path)
     wanted = set(subjects) if subjects else None
@@ -147,7 +159,8 @@ def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequ
         specs.append(TargetSpec(
             target_id=safe_id(f"{key}_level{int(level):02d}"), subject=str(meta["subject"]), slice_index=str(meta.get("level", "")),
             source=f"{path}[{split}:{index}]", load=lambda index=index: dataset.fa(index)[0],
-            label=meta.get("label"),
+            label=meta.get("label"), scan=str(key),
+            plane=None if grid is None or "z_mm" not in meta else dataclasses.replace(grid, levels_mm=(float(meta["z_mm"]),)),
         ))
         if max_targets is not None and len(specs) >= max_targets:
             break

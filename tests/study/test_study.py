@@ -112,6 +112,13 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(href|src)="(http|//)', html)
+    # Volumes in the derivatives layout, the group map figure and the viewer (details: test_derivatives,
+    # test_viewer, test_real_volumes).
+    bids = out / "derivatives" / "stylefa"
+    assert json.loads((bids / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert (bids / "sub-01" / "dwi" / "sub-01_acq-lesionpatient99_space-MNI152_desc-lesion_mask.nii.gz").is_file()
+    assert (bids / "space-MNI152_desc-absdiffmean_FA.nii.gz").is_file() and "fig5_group_absdiff.png" in figures
+    assert "id='sfv-data-1'" in html
 
     # Resume: the projections are reused (their files are not rewritten).
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "projections").glob("*.npy")}

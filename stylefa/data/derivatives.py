@@ -80,15 +80,18 @@ def scan_labels(scans: dict[str, str]) -> dict[str, ScanLabels]:
 
 
 def dataset_description(source: str, name: str) -> dict:
+    """``dataset_description.json`` of a derivative dataset; ``source`` (free text) names the inputs."""
     from stylefa import __version__
 
+    # BIDS SourceDatasets entries take only DOI/URL/Version, so the inputs are described in
+    # GeneratedBy's free-text Description instead.
     return {
         "Name": name,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "stylefa", "Version": __version__,
-                         "Description": "projection of FA slices into a StyleGAN2-ADA generator's latent space"}],
-        "SourceDatasets": [{"Description": source}],
+                         "Description": "projection of FA slices into a StyleGAN2-ADA generator's latent space; "
+                                        f"inputs: {source}"}],
     }
 
 

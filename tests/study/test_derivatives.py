@@ -126,3 +126,20 @@ def test_labels():
     assert {v.sub for v in labels.values()} == {"casea", "caseb"}
     with pytest.raises(InputError, match="same BIDS subject"):
         scan_labels({"a-1": "a-1", "a1": "a1"})
+
+
+def test_group_figure_draws_the_maps(written, tmp_path):
+    from PIL import Image
+
+    from stylefa.study.groupmaps import group_figure
+
+    result = written[0]
+    png, pdf = group_figure(result.maps["mean"], result.maps["sd"], result.maps["count"], result.space,
+                            tmp_path / "fig5", result.group_scans, result.maps["brain"])
+    assert pdf.stat().st_size > 1000
+    rgb = np.asarray(Image.open(png).convert("RGB"), dtype=int)
+    # magma's purples/oranges (red > green, blue or red high) mark the overlay: it is drawn
+    coloured = (np.abs(rgb[..., 0] - rgb[..., 1]) > 40).sum()
+    assert coloured > 2000, coloured
+    empty = np.full(result.maps["count"].shape, 0.0, np.float32)
+    assert group_figure(result.maps["mean"], result.maps["sd"], empty, result.space, tmp_path / "none", 0) is None

@@ -1,12 +1,13 @@
 """stylefa.data: NIfTI loading, DWI -> FA, registration, slicing, datasets, simulated cohort."""
 
-__all__ = ["FADataset", "PrepareConfig", "SliceGrid", "prepare_dataset"]
+__all__ = ["FADataset", "PrepareConfig", "SliceGrid", "SliceSpace", "prepare_dataset"]
 
 _LAZY = {
     "FADataset": "stylefa.data.dataset",
     "PrepareConfig": "stylefa.data.prepare",
     "prepare_dataset": "stylefa.data.prepare",
     "SliceGrid": "stylefa.data.slices",
+    "SliceSpace": "stylefa.data.volumes",
 }
 
 

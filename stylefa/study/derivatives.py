@@ -187,3 +187,22 @@ def write_study_derivatives(outdir: Path, cases, projections, source, rows, sett
     space = SliceSpace.of(source.slicing.grid)
     return write_derivatives(outdir, space, collect_scans(cases, projections, source, rows), sidecar,
                              source.description)
+
+
+def write_volumes_and_viewer(outdir: Path, cases, projections, source, rows, settings, perceptual,
+                             figure_items: dict) -> str:
+    """NIfTI volumes in the BIDS-derivatives layout, the group figure (added to ``figure_items``) and
+    the viewer's HTML (``stylefa.study.derivatives``, ``groupmaps``, ``viewer``)."""
+    from stylefa.study.groupmaps import group_figure
+    from stylefa.study.viewer import build_blocks, viewer_section
+
+    result = write_study_derivatives(outdir, cases, projections, source, rows, settings, perceptual)
+    if result.maps is not None:
+        drawn = group_figure(result.maps["mean"], result.maps["sd"], result.maps["count"], result.space,
+                             outdir / "figures" / "fig5_group_absdiff", result.group_scans,
+                             result.maps["brain"])
+        if drawn is not None:
+            figure_items["Fig. 5 — where projection fails: group |difference| map"] = [(drawn[0], (
+                f"mean (top) and SD (bottom) of |projection − input| over {result.group_scans} scan(s)' unmodified "
+                f"slices, on the template; volumes in {result.root.relative_to(outdir)}"))]
+    return viewer_section(build_blocks(cases, projections, source))

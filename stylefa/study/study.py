@@ -378,6 +378,8 @@ def run_study(config: StudyConfig) -> StudyResult:
     # Figures depend only on the projections: a resumed run that projected nothing keeps them.
     figure_items = draw_figures(cases, projections, rows, lesion_rows, outdir / "figures", config.figure_slices,
                                 keep_existing=already_done)
+    from stylefa.study.derivatives import write_volumes_and_viewer
+
     viewer = write_volumes_and_viewer(outdir, cases, projections, source, rows, settings, perceptual_record,
                                       figure_items)
     card = _model_card(config.network, metadata["provenance"])
@@ -387,26 +389,6 @@ def run_study(config: StudyConfig) -> StudyResult:
     report = outdir / "report.html"
     write_text(report, html)
     return StudyResult(outdir, report, metrics_csv, summary_json, len(projections))
-
-
-def write_volumes_and_viewer(outdir: Path, cases, projections, source, rows, settings, perceptual,
-                             figure_items: dict) -> str:
-    """NIfTI volumes in the BIDS-derivatives layout, the group figure (added to ``figure_items``) and
-    the viewer's HTML (``stylefa.study.derivatives``, ``groupmaps``, ``viewer``)."""
-    from stylefa.study.derivatives import write_study_derivatives
-    from stylefa.study.groupmaps import group_figure
-    from stylefa.study.viewer import build_blocks, viewer_section
-
-    result = write_study_derivatives(outdir, cases, projections, source, rows, settings, perceptual)
-    if result.maps is not None:
-        drawn = group_figure(result.maps["mean"], result.maps["sd"], result.maps["count"], result.space,
-                             outdir / "figures" / "fig5_group_absdiff", result.group_scans,
-                             result.maps["brain"])
-        if drawn is not None:
-            figure_items["Fig. 5 — where projection fails: group |difference| map"] = [(drawn[0], (
-                f"mean (top) and SD (bottom) of |projection − input| over {result.group_scans} scan(s)' unmodified "
-                f"slices, on the template; volumes in {result.root.relative_to(outdir)}"))]
-    return viewer_section(build_blocks(cases, projections, source))
 
 
 def draw_figures(cases, projections, rows, lesion_rows, folder: Path, max_slices: int,

@@ -115,6 +115,11 @@ def test_viewer_in_headless_chromium(tmp_path):
         browser.mouse("mouseWheel", canvas[0] + 10, canvas[1] + 10, deltaX=0, deltaY=120)
         assert browser.evaluate("new Promise(r => setTimeout(() => r(window.stylefaViewer.state.level), 200))") == 2
 
+        # Arrow keys over the focused panels step back.
+        browser.evaluate("document.getElementById('sfv-panels').focus()")
+        browser.key("ArrowDown", 40)
+        assert browser.evaluate("new Promise(r => setTimeout(() => r(window.stylefaViewer.state.level), 200))") == 1
+
         # A URL fragment opens a condition; the lesion condition shows FLAIR and a cyan outline.
         browser.open(page.as_uri() + "#scan=sub-01&condition=lesion%3Ap07&level=0")
         assert browser.evaluate("window.stylefaViewer.ready.then(() => window.stylefaViewer.state.condition)") == 2

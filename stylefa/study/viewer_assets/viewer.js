@@ -206,6 +206,14 @@
       go(state.scan, state.condition, state.level + (event.deltaY > 0 ? 1 : -1));
     }, { passive: false });
   }
+  // Arrow keys step through the levels once the panels have focus (click an image), as on the slider.
+  panelBox.tabIndex = 0;
+  panelBox.addEventListener("keydown", (event) => {
+    const step = { ArrowUp: 1, ArrowRight: 1, ArrowDown: -1, ArrowLeft: -1 }[event.key];
+    if (step === undefined) return;
+    event.preventDefault();
+    go(state.scan, state.condition, state.level + step);
+  });
   drawBars();
   const ready = show(...fromHash()).catch(fail);
   window.stylefaViewer = { ready, show: go, state, value, index, decoded: () => [...cache.keys()] };

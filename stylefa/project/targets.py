@@ -160,7 +160,8 @@ def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequ
             target_id=safe_id(f"{key}_level{int(level):02d}"), subject=str(meta["subject"]), slice_index=str(meta.get("level", "")),
             source=f"{path}[{split}:{index}]", load=lambda index=index: dataset.fa(index)[0],
             label=meta.get("label"), scan=str(key),
-            plane=None if grid is None or "z_mm" not in meta else dataclasses.replace(grid, levels_mm=(float(meta["z_mm"]),)),
+            plane=None if grid is None or "z_mm" not in meta
+            else dataclasses.replace(grid, levels_mm=(float(meta["z_mm"]),)),
         ))
         if max_targets is not None and len(specs) >= max_targets:
             break

@@ -139,8 +139,8 @@ def viewer_section(blocks: list[ViewerBlock]) -> str:
     parts = [
         "<h2 id='viewer-title'>Interactive viewer</h2>",
         f"<p class='note'>Scroll through the projected levels of each scan (slider, arrow keys or the mouse "
-        f"wheel over an image; click an image first for the keys); the value under the cursor is shown for every panel. Difference = projection − "
-        f"input; cyan: lesion outline; FLAIR display-scaled (1st–99.5th percentile inside the brain). "
+        f"wheel over an image; click an image first for the keys); the value under the cursor is shown for "
+        f"every panel. Difference = projection − input; cyan: lesion outline; FLAIR display-scaled (1st–99.5th percentile inside the brain). "
         f"{len(blocks)} scan(s), {total_kib:.0f} KiB of embedded data, decoded per scan when first shown.</p>",
         f"<style>{_asset('viewer.css')}</style>",
         "<div id='sfv' class='sfv'><div class='sfv-controls'>"

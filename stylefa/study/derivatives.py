@@ -4,6 +4,7 @@ Per scan the study touched (``sub-<label>[/ses-<label>]/dwi/``), on the grid the
 cut from (``stylefa.data.volumes.SliceSpace``; world space of FSL's MNI152 template)::
 
     sub-01_space-MNI152_desc-input_FA.nii.gz                  FA as cut, every level of the scan
+    sub-01_space-MNI152_desc-brain_mask.nii.gz                its brain mask (uint8 0/1)
     sub-01_space-MNI152_desc-projection_FA.nii.gz             projection of the unmodified slices
     sub-01_space-MNI152_desc-difference_FA.nii.gz             projection - input
     sub-01_space-MNI152_desc-absdiff_FA.nii.gz                |projection - input|

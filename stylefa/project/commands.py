@@ -56,7 +56,9 @@ def _handle(args: argparse.Namespace) -> int:
         specs = specs[: args.max_targets]
     summary = run_projection(specs, config)
     if summary is not None:
-        print(f"stylefa project: {len(specs)} target(s); summary in {summary}")
+        volumes = Path(args.outdir) / "derivatives" / "stylefa"
+        print(f"stylefa project: {len(specs)} target(s); summary in {summary}"
+              + (f"; volumes in {volumes}" if (volumes / "dataset_description.json").is_file() else ""))
     return 0
 
 

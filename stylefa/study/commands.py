@@ -79,7 +79,8 @@ def _run_study(args: argparse.Namespace) -> int:
         seed=args.seed, device=str(resolve_device(args.device)), figure_slices=args.figure_slices,
     )
     result = run_study(config)
-    print(f"{result.num_projections} projections; report: {result.report}")
+    print(f"{result.num_projections} projections; report: {result.report}; "
+          f"volumes: {result.outdir / 'derivatives' / 'stylefa'}")
     return 0
 
 

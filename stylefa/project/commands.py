@@ -31,6 +31,9 @@ def _handle(args: argparse.Namespace) -> int:
         raise InputError("--nifti needs --slices (axial voxel indices, e.g. 40,45)")
     if not Path(args.network).is_file():
         raise InputError("network file not found", args.network)
+    from stylefa.readers import ImageOptions
+
+    image_options = ImageOptions(scale=args.png_scale, alpha_background=args.png_alpha_background)
     try:
         project = ProjectConfig(
             steps=args.steps, init=args.init, space=args.space, mse_weight=args.mse_weight,
@@ -43,13 +46,13 @@ def _handle(args: argparse.Namespace) -> int:
         network=str(args.network), outdir=str(args.outdir), project=project,
         perceptual=PerceptualSpec(name=args.perceptual, vgg16=args.vgg16, lpips_heads=args.lpips_heads,
                                   stlpips_weights=args.stlpips_weights, download=args.download),
-        batch=args.batch, device=args.device, mask=args.mask,
+        batch=args.batch, device=args.device, mask=args.mask, image_options=image_options,
     )
     resolution = _generator_resolution(args.network)
     if args.data is not None:
         specs = sources.dataset_targets(args.data, args.split, args.subjects, args.max_targets, resolution)
     elif args.targets:
-        specs = sources.file_targets(args.targets, resolution)
+        specs = sources.file_targets(args.targets, resolution, image_options)
     else:
         specs = sources.nifti_targets(args.nifti, args.slices, resolution)
     if args.max_targets is not None:
@@ -99,7 +102,15 @@ def register(subparsers) -> None:
     parser.add_argument("--w-avg-samples", type=int, default=10000, metavar="N",
                         help="z samples mapped to estimate w_avg and w_std (default 10000)")
     parser.add_argument("--lr", type=float, default=0.1, help="initial learning rate (default 0.1)")
-    parser.add_argument("--mask", metavar="FILE", help="known-pixel mask (.npy/.png, non-zero = known): the loss ignores the rest")
+    parser.add_argument("--mask", metavar="FILE",
+                        help="known-pixel mask (.npy/.png, binary: 0 = unknown, the other value = known): the loss "
+                             "ignores the unknown pixels")
+    parser.add_argument("--png-scale", type=float, metavar="S",
+                        help="integer PNG value meaning FA 1 (default: full range, 255 or 65535; e.g. 1000 for "
+                             "FA x 1000 files); see docs/inputs.md")
+    parser.add_argument("--png-alpha-background", type=float, metavar="FA",
+                        help="flatten transparent PNG pixels onto this FA value (default: refuse PNGs with "
+                             "transparency)")
     parser.add_argument("--pti-steps", type=int, default=0, metavar="N", help="pivotal tuning steps after projection (default 0: off)")
     parser.add_argument("--save-video", action="store_true", help="write progress.gif (target | projection) per target")
     parser.add_argument("--video-every", type=int, default=10, metavar="N", help="GIF frame every N steps (default 10)")

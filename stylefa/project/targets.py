@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from stylefa.errors import InputError
-from stylefa.fileio import read_png_gray, safe_name
+from stylefa.fileio import safe_name
+from stylefa.readers import IMAGE_SUFFIXES, ImageOptions, check_shape, read_image_gray, read_mask_image, read_npy
 
 FAImage = np.ndarray
 
@@ -67,27 +68,26 @@ def check_fa_range(image: np.ndarray, path) -> np.ndarray:
     return np.clip(image, 0, 1)
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """A 2-D image from .npy (FA in [0, 1]; [R,R] or [1,R,R]) or PNG (grey levels / 255)."""
+def read_image_file(path: Path, options: ImageOptions = ImageOptions()) -> np.ndarray:
+    """A 2-D image from .npy (FA in [0, 1]; [R,R] or [1,R,R]) or PNG (``stylefa.readers`` rules)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            image = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read .npy ({exc})", path) from None
-        if image.ndim == 3 and image.shape[0] == 1:
+        image = check_shape(read_npy(path, "image"), path, "image", ((None, None), (1, None, None)))
+        if image.ndim == 3:
             image = image[0]
-        if not np.issubdtype(image.dtype, np.number):
-            raise InputError(f"array has non-numeric dtype {image.dtype}", path)
-        return check_fa_range(image.astype(np.float32), path)
-    if suffix == ".png":
-        return read_png_gray(path)
-    raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
+        image = image.astype(np.float32)
+    elif suffix in IMAGE_SUFFIXES:
+        image = read_image_gray(path, options)
+    else:
+        raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
+    return check_fa_range(image, path)
 
 
-def file_targets(paths: Sequence[str | os.PathLike], resolution: int) -> list[TargetSpec]:
+def file_targets(paths: Sequence[str | os.PathLike], resolution: int,
+                 options: ImageOptions = ImageOptions()) -> list[TargetSpec]:
     specs = []
     for raw in paths:
         path = Path(raw)
@@ -95,7 +95,7 @@ def file_targets(paths: Sequence[str | os.PathLike], resolution: int) -> list[Ta
             raise InputError("target file not found", path)
         specs.append(TargetSpec(
             target_id=safe_id(path.name.rsplit(".", 1)[0]), subject="", slice_index="", source=str(path),
-            load=lambda path=path: resize_square(read_image_file(path), resolution, path),
+            load=lambda path=path: resize_square(read_image_file(path, options), resolution, path),
         ))
     check_unique(specs)
     return specs
@@ -155,24 +155,15 @@ def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequ
     return specs
 
 
-def read_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
-    """A 2-D known-pixel mask (.npy or .png, non-zero = known), resized by nearest neighbour."""
+def read_mask(path: str | os.PathLike, resolution: int, options: ImageOptions = ImageOptions()) -> np.ndarray:
+    """A 2-D known-pixel mask (.npy or .png; binary: 0 = unknown, the other value = known),
+    resized by nearest neighbour."""
     path = Path(path)
     if not path.is_file():
         raise InputError("mask file not found", path)
-    if path.suffix.lower() == ".npy":
-        try:
-            mask = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read .npy ({exc})", path) from None
-    elif path.suffix.lower() == ".png":
-        mask = read_png_gray(path)
-    else:
-        raise InputError("mask must be a .npy or .png file", path)
-    mask = np.squeeze(mask)
+    mask = np.squeeze(read_mask_image(path, options))
     if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
         raise InputError(f"mask must be a square 2-D array, got shape {mask.shape}", path)
-    mask = mask != 0
     if mask.shape[0] != resolution:
         step = mask.shape[0] / resolution
         index = np.minimum((np.arange(resolution) * step + step / 2).astype(int), mask.shape[0] - 1)

@@ -46,8 +46,8 @@ def check_resolution(resolution: int, what: str = "resolution", path: str | os.P
     resolution = int(resolution)
     if resolution < MIN_RESOLUTION:
         raise InputError(
-            f"{what} {resolution}x{resolution} is too small: at least {MIN_RESOLUTION}x{MIN_RESOLUTION} pixels are "
-            f"needed (the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window and the generator's filter padding)", path)
+            f"{what} {resolution} is too small: images need at least {MIN_RESOLUTION}x{MIN_RESOLUTION} pixels "
+            f"(the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window and the generator's filter padding)", path)
     return resolution
 
 

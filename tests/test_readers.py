@@ -116,7 +116,7 @@ def test_npz_values_checked(tmp_path):
 
 def test_resolution_rule():
     assert check_resolution(16) == 16
-    with pytest.raises(InputError, match="8x8 is too small: at least 16x16"):
+    with pytest.raises(InputError, match="resolution 8 is too small: images need at least 16x16"):
         check_resolution(8)
 
 

@@ -69,7 +69,9 @@ def _generator_resolution(network) -> int:
     g_config = read_metadata(network)["config"].get("G")
     if g_config is None:
         raise InputError("file holds no generator", network)
-    return int(g_config.img_resolution)
+    from stylefa.readers import check_resolution
+
+    return check_resolution(g_config.img_resolution, "the generator's resolution", network)
 
 
 def register(subparsers) -> None:

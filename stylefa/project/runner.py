@@ -24,7 +24,7 @@ from stylefa.project.outputs import (
 )
 from stylefa.project.perceptual.loader import PerceptualSpec
 from stylefa.project.targets import TargetSpec, shard
-from stylefa.readers import ImageOptions
+from stylefa.readers import ImageOptions, check_resolution
 from stylefa.runtime import resolve_device
 
 
@@ -87,7 +87,7 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     G = frozen_copy(load_generator(config.network, device=device), device)
     if G.img_channels != 1:
         raise InputError(f"expected a single-channel (FA) generator, this one has {G.img_channels} channels", config.network)
-    resolution = G.img_resolution
+    resolution = check_resolution(G.img_resolution, "the generator's resolution", config.network)
     mask = None if config.mask is None else read_mask(config.mask, resolution, config.image_options)
 
     mine = shard(targets, rank, world)

@@ -71,7 +71,9 @@ def training_slicing(provenance, resolution: int, network) -> Slicing:
     (``stylefa.train.loop.training_geometry``); older and imported networks lack it.
     """
     from stylefa.data.prepare import DEFAULT_MASK_THRESHOLD
+    from stylefa.readers import check_resolution
 
+    check_resolution(resolution, "the generator's resolution", network)
     extra = getattr(provenance, "extra", None) or {}
     geometry = extra.get("dataset") if isinstance(extra, dict) else None
     if not geometry or "levels_mm" not in geometry:

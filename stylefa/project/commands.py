@@ -26,9 +26,9 @@ def _handle(args: argparse.Namespace) -> int:
 
     sources_given = [args.data is not None, bool(args.targets), args.nifti is not None]
     if sum(sources_given) != 1:
-        raise InputError("give exactly one target source: --data DATASET, --targets FILES... or --nifti FA --slices K,...")
-    if args.nifti is not None and not args.slices:
-        raise InputError("--nifti needs --slices (axial voxel indices, e.g. 40,45)")
+        raise InputError("give exactly one target source: --data DATASET, --targets FILES... or --nifti FA [--slices K,...]")
+    if args.slices and args.nifti is None:
+        raise InputError("--slices selects voxel planes of --nifti; give --nifti FA.nii.gz too")
     if not Path(args.network).is_file():
         raise InputError("network file not found", args.network)
     from stylefa.readers import ImageOptions
@@ -54,7 +54,11 @@ def _handle(args: argparse.Namespace) -> int:
     elif args.targets:
         specs = sources.file_targets(args.targets, resolution, image_options)
     else:
-        specs = sources.nifti_targets(args.nifti, args.slices, resolution)
+        from stylefa.data.training_slicing import training_slicing
+        from stylefa.nets.checkpoint import read_metadata
+
+        slicing = training_slicing(read_metadata(args.network)["provenance"], resolution, args.network)
+        specs = sources.nifti_targets(args.nifti, args.slices, slicing)
     if args.max_targets is not None:
         specs = specs[: args.max_targets]
     summary = run_projection(specs, config)
@@ -91,8 +95,12 @@ def register(subparsers) -> None:
     source.add_argument("--subjects", nargs="+", metavar="ID", help="only these dataset subjects")
     source.add_argument("--max-targets", type=int, metavar="K", help="at most K targets")
     source.add_argument("--targets", nargs="+", type=Path, metavar="FILE", help=".npy (FA in [0,1]) or .png images")
-    source.add_argument("--nifti", type=Path, metavar="FA.nii.gz", help="an FA map in MNI space")
-    source.add_argument("--slices", type=_slices, metavar="K,...", help="axial voxel indices of --nifti")
+    source.add_argument("--nifti", type=Path, metavar="FA.nii.gz",
+                        help="an FA map in MNI space, cut as prepare and study cut it (the network's recorded slice "
+                             "geometry; refused if not in template space); default targets: the training levels")
+    source.add_argument("--slices", type=_slices, metavar="K,...",
+                        help="instead of the training levels: these axial voxel planes of --nifti, on the same "
+                             "in-plane grid (each must hold brain)")
     parser.add_argument("--outdir", required=True, type=Path, help="one folder per target is written here")
     parser.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
     parser.add_argument("--batch", type=int, default=16, help="targets optimised at once (default 16)")

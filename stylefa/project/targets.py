@@ -101,26 +101,52 @@ def file_targets(paths: Sequence[str | os.PathLike], resolution: int,
     return specs
 
 
-def nifti_targets(path: str | os.PathLike, slices: Sequence[int], resolution: int) -> list[TargetSpec]:
-    """Axial voxel planes ``slices`` of an FA map (canonical RAS grid), sampled on the study's
-    MNI slice grid (216 mm field of view) at the generator's resolution."""
-    from stylefa.data.nifti import canonical, load_fa
-    from stylefa.data.slices import SliceGrid, levels_from_indices, sample_axial_slices
+def nifti_targets(path: str | os.PathLike, slices: Sequence[int] | None, slicing) -> list[TargetSpec]:
+    """Slices of an FA map cut exactly as ``stylefa prepare`` and ``stylefa study`` cut them.
 
-    volume = canonical(load_fa(path))
-    depth = volume.shape[2]
-    bad = [k for k in slices if not 0 <= k < depth]
-    if bad:
-        raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
-    stem = safe_id(Path(path).name.split(".")[0])
-    specs = []
-    for k in slices:
-        grid = SliceGrid(levels_mm=levels_from_indices(k, k, 1, volume.affine), resolution=resolution)
-        fa_slice = sample_axial_slices(volume.data, volume.affine, grid)[0]
-        specs.append(TargetSpec(
-            target_id=f"{stem}_k{k:03d}", subject=stem, slice_index=str(k), source=f"{path}:{k}",
-            load=lambda image=np.clip(fa_slice, 0, 1): image,
-        ))
+    ``slicing`` (``stylefa.data.training_slicing.Slicing``) is the network's recorded training
+    geometry: field of view, centre, resolution, levels. The volume must pass prepare's checks on
+    those levels (inside the volume, brain on every level: else it is not in template space);
+    then the targets are the training levels themselves (``slices`` None) or the axial voxel
+    planes ``slices`` of the (canonical, RAS) volume, sampled on the same in-plane grid, each
+    refused if it holds no brain.
+    """
+    import dataclasses
+
+    from stylefa.data.nifti import canonical, load_fa
+    from stylefa.data.prepare import SubjectTask, slice_subject
+    from stylefa.data.slices import levels_from_indices
+    from stylefa.data.subjects import subject_from_path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    subject = subject_from_path(path)
+
+    def cut(grid):
+        task = SubjectTask(subject=subject, shard_dir=Path(), grid=grid, template_path=None,
+                           mask_threshold=slicing.mask_threshold, sibling_masks=False)
+        return slice_subject(task)[0]
+
+    training_fa = cut(slicing.grid)  # prepare's refusal for a volume outside template space
+    if slices is None:
+        names = [(f"{safe_id(subject.key)}_L{level:02d}", str(level)) for level in range(len(training_fa))]
+        images = list(training_fa)
+    else:
+        volume = canonical(load_fa(path))
+        affine, depth = volume.affine, volume.data.shape[2]
+        bad = [k for k in slices if not 0 <= k < depth]
+        if bad:
+            raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
+        levels = tuple(z for k in slices for z in levels_from_indices(k, k, 1, affine))
+        images = list(cut(dataclasses.replace(slicing.grid, levels_mm=levels)))
+        stem = safe_id(path.name.split(".")[0])
+        names = [(f"{stem}_k{k:03d}", str(k)) for k in slices]
+    specs = [
+        TargetSpec(target_id=target_id, subject=subject.subject, slice_index=index, source=f"{path}:{index}",
+                   load=lambda image=image: image)
+        for (target_id, index), image in zip(names, images)
+    ]
     check_unique(specs)
     return specs
 

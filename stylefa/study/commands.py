@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+LESIONS_HELP = ("binary lesion masks (NIfTI, same world space as the FA, at most 250 mL of lesion each), e.g. "
+                "patientNN_space-MNI_lesionmask.nii.gz; see docs/inputs.md")
+FLAIR_HELP = ("FLAIR images: none, or exactly one per --lesions mask, in the same order and on its voxel grid")
+
 
 def register(subparsers) -> None:
     from stylefa.project.perceptual.loader import add_perceptual_arguments
@@ -25,9 +29,11 @@ def register(subparsers) -> None:
     study.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                        help=f"comma-separated condition specs (default: {DEFAULT_CONDITIONS})")
     study.add_argument("--lesions", nargs="+", default=[], metavar="MASK",
-                       help="lesion masks (NIfTI, same world space as the FA), e.g. patientNN_space-MNI_lesionmask.nii.gz")
-    study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR",
-                       help="FLAIR images on the grid of the lesion masks, in the order of --lesions")
+                       help=LESIONS_HELP)
+    study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR", help=FLAIR_HELP)
+    study.add_argument("--lesion-threshold", type=float, metavar="P",
+                       help="the lesion masks are probability maps in [0, 1]: lesion = value >= P "
+                            "(default: masks must be binary)")
     study.add_argument("--synthetic-lesions", action="store_true",
                        help="without --lesions, place a built-in synthetic lesion mask")
     study.add_argument("--lesion-reduction", type=float, default=0.4,
@@ -55,8 +61,8 @@ def register(subparsers) -> None:
                     "lesions (or real masks with --lesions), then print the report's path.",
     )
     demo.add_argument("--outdir", default="stylefa-demo", help="output folder (default ./stylefa-demo)")
-    demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK")
-    demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR")
+    demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK", help=LESIONS_HELP)
+    demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR", help=FLAIR_HELP)
     demo.add_argument("--network", default=None, help="use this checkpoint instead of the shipped demo model")
     demo.add_argument("--steps", type=int, default=DemoConfig.steps,
                       help=f"projection steps (default {DemoConfig.steps}: the demo's time budget; the study uses 1000)")
@@ -71,6 +77,7 @@ def _run_study(args: argparse.Namespace) -> int:
     config = StudyConfig(
         network=args.network, data=list(args.data), outdir=args.outdir,
         conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
+        lesion_threshold=args.lesion_threshold,
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
         lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,

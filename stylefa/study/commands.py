@@ -10,6 +10,7 @@ FLAIR_HELP = ("FLAIR images: none, or exactly one per --lesions mask, in the sam
 
 
 def register(subparsers) -> None:
+    from stylefa.cli_options import add_deprecated_alias
     from stylefa.project.perceptual.loader import add_perceptual_arguments
     from stylefa.study.demo import DemoConfig
     from stylefa.study.conditions import DEFAULT_CONDITIONS
@@ -48,10 +49,13 @@ def register(subparsers) -> None:
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
-    study.add_argument("--batch-size", type=int, default=8)
-    study.add_argument("--w-avg-samples", type=int, default=10000)
+    study.add_argument("--batch", dest="batch_size", type=int, default=8,
+                       help="projections optimised at once (default 8)")
+    add_deprecated_alias(study, "--batch-size", "--batch", "batch_size", int)
+    study.add_argument("--w-avg-samples", type=int, default=10000, metavar="N",
+                       help="z samples mapped to estimate w_avg and w_std (default 10000)")
     study.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--seed", type=int, default=0, help="seed of the conditions' randomness (default 0)")
     study.set_defaults(handler=_run_study)
 
     demo = subparsers.add_parser(

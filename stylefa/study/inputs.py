@@ -49,6 +49,27 @@ class SliceData:
     label: np.ndarray | None  # one-hot float32 or None
 
 
+def check_network(network) -> Slicing:
+    """A generator file a study can use, checked without loading its weights: readable, holding
+    a generator of at least the minimum resolution; returns its training slicing."""
+    from stylefa.nets.checkpoint import read_metadata
+
+    metadata = read_metadata(network)
+    g_config = metadata["config"].get("G")
+    if g_config is None:
+        raise InputError("file holds no generator", network)
+    return training_slicing(metadata["provenance"], int(g_config.img_resolution), network)
+
+
+def check_lesion_inputs(lesions: list, flair: list, threshold: float | None = None) -> None:
+    """Read every lesion mask and FLAIR once (the rules of ``stylefa.study.lesions``) so that a bad
+    file stops a command before it writes anything."""
+    from stylefa.study.lesions import load_lesion_volume, pair_flair
+
+    for mask, flair_path in zip(lesions, pair_flair(lesions, flair)):
+        load_lesion_volume(mask, flair_path, threshold)
+
+
 class DatasetSource:
     """A split of a folder made by ``stylefa prepare``."""
 

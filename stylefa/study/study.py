@@ -287,7 +287,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     if config.max_slices < 1:
         raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
     if config.batch_size < 1 or config.lesion_slices < 1:
-        raise InputError("--batch-size and --lesion-slices must be >= 1")
+        raise InputError("--batch and --lesion-slices must be >= 1")
     conditions = parse_conditions(config.conditions)
     model = LesionModel(config.lesion_reduction, config.lesion_sigma_mm)
     lesion_volumes = load_lesion_inputs(config)

@@ -22,6 +22,7 @@ Masks must be binary after reading: 0 and one other value.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,17 +93,25 @@ def _numeric(array: np.ndarray, path, name: str) -> np.ndarray:
     return check_finite(array, path, name)
 
 
+def _check_magic(path: Path, magic: bytes, what: str) -> None:
+    with open(path, "rb") as handle:
+        head = handle.read(len(magic))
+    if not head:
+        raise InputError("file is empty", path)
+    if head != magic:
+        raise InputError(f"not {what} (its first bytes are not the format's signature)", path)
+
+
 def read_npy(path: str | os.PathLike, name: str = "array") -> np.ndarray:
     """A numeric, finite array from a .npy file (never unpickled)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
+    _check_magic(path, b"\x93NUMPY", "a .npy file")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"cannot read .npy ({_short(exc)})", path) from None
-    if not isinstance(array, np.ndarray):
-        raise InputError("expected a .npy array, found an .npz archive", path)
     return _numeric(array, path, name)
 
 
@@ -111,13 +120,12 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
+    _check_magic(path, b"PK", "an .npz file (a zip archive of .npy arrays)")
     try:
         data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):  # a .npy file under another name
-            raise InputError("not an .npz archive (a single .npy array?)", path)
         with data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"not a readable .npz file ({_short(exc)})", path) from None
     return {key: _numeric(value, path, repr(key)) for key, value in arrays.items()}
 

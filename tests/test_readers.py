@@ -110,7 +110,7 @@ def test_npz_values_checked(tmp_path):
     with pytest.raises(InputError, match="'w' has 6 NaN/Inf values"):
         read_npz(tmp_path / "w.npz")
     np.save(tmp_path / "a.npy", np.zeros(3))
-    with pytest.raises(InputError, match="not an .npz"):
+    with pytest.raises(InputError, match="not an .npz file"):
         read_npz(tmp_path / "a.npy")
 
 

@@ -134,8 +134,11 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
-def read_image_gray(path: str | os.PathLike, options: ImageOptions = ImageOptions()) -> np.ndarray:
-    """An image file as FA: float32 [H, W], following the rules in the module docstring."""
+def read_image_gray(path: str | os.PathLike, options: ImageOptions = ImageOptions(), *,
+                    check_range: bool = True) -> np.ndarray:
+    """An image file as FA: float32 [H, W], following the rules in the module docstring.
+
+    ``check_range=False`` skips the nearly-empty 16-bit rule (masks: 0/1 in 16 bits is fine)."""
     from PIL import Image
 
     path = Path(path)
@@ -154,10 +157,10 @@ def read_image_gray(path: str | os.PathLike, options: ImageOptions = ImageOption
         # PIL reports unknown or truncated files as OSError (UnidentifiedImageError) or
         # SyntaxError, depending on where the decoder gives up.
         raise InputError(f"cannot read PNG ({_short(exc)})", path) from None
-    return _to_fa(pixels, mode, path, options)
+    return _to_fa(pixels, mode, path, options, check_range)
 
 
-def _to_fa(pixels: np.ndarray, mode: str, path: Path, options: ImageOptions) -> np.ndarray:
+def _to_fa(pixels: np.ndarray, mode: str, path: Path, options: ImageOptions, check_range: bool) -> np.ndarray:
     if mode == "F":
         return check_finite(pixels.astype(np.float32), path, "image")
     if mode == "1":
@@ -190,7 +193,7 @@ def _to_fa(pixels: np.ndarray, mode: str, path: Path, options: ImageOptions) -> 
         scale = options.scale
     else:
         scale = full
-        if full == 65535.0 and peak < MIN_16BIT_RANGE_FRACTION * full:
+        if check_range and full == 65535.0 and peak < MIN_16BIT_RANGE_FRACTION * full:
             raise InputError(
                 f"16-bit PNG uses only 0..{peak:g} of 0..65535 (it would read as FA <= {peak / full:.3g}): "
                 "give its scale with --png-scale (e.g. 1000 for FA x 1000) or give .npy", path)
@@ -235,7 +238,7 @@ def read_mask_image(path: str | os.PathLike, options: ImageOptions = ImageOption
     if suffix == ".npy":
         values = read_npy(path, "mask")
     elif suffix in IMAGE_SUFFIXES:
-        values = read_image_gray(path, options)
+        values = read_image_gray(path, options, check_range=False)
     else:
         raise InputError(f"a mask must be .npy or an image ({', '.join(IMAGE_SUFFIXES)}), got {suffix or 'no suffix'}",
                          path)

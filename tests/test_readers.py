@@ -100,6 +100,8 @@ def test_masks_must_be_binary(tmp_path, fa):
         read_mask_image(grey)
     ok = _save(tmp_path / "ok.png", np.where(fa > 0.4, 255, 0).astype(np.uint8))
     np.testing.assert_array_equal(read_mask_image(ok), fa > 0.4)
+    ones16 = _save(tmp_path / "ones16.png", (fa > 0.4).astype(np.uint16))  # 0/1 in 16 bits: still a mask
+    np.testing.assert_array_equal(read_mask_image(ones16), fa > 0.4)
     np.save(tmp_path / "m.npy", np.where(fa > 0.4, 1.0, np.nan))
     with pytest.raises(InputError, match="NaN/Inf"):
         read_mask_image(tmp_path / "m.npy")

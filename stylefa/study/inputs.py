@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from stylefa.data.slices import SliceGrid
-from stylefa.data.training_slicing import DEFAULT_ORIGIN, TRAINING_ORIGIN, Slicing, training_slicing
+from stylefa.data.training_slicing import (  # noqa: F401 (re-exported for study.study and callers)
+    DEFAULT_ORIGIN, TRAINING_ORIGIN, Slicing, training_slicing,
+)
 from stylefa.errors import InputError
 from stylefa.fileio import file_digest, safe_name
 

@@ -232,7 +232,7 @@ for bad in NETWORK_CLASSES:
         Case("demo", "--network", bad, ".safetensors",
              lambda g, b, o: ["demo", "--network", b, "--outdir", o, "--device", "cpu"], "net"),
         Case("metrics", "--network", bad, ".safetensors",
-             lambda g, b, o: ["metrics", "--network", b, "--data", g["ds"], "--out", o / "m.json",
+             lambda g, b, o: ["metrics", "--network", b, "--data", g["ds"], "-o", o / "m.json",
                               "--device", "cpu"], "net"),
     ]
 for bad in (*FILE_CLASSES, nan_npz, wrong_shape_npz):

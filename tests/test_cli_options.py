@@ -30,7 +30,8 @@ def test_every_option_has_help():
 # (meaning, the one spelling) -> other spellings that must not be visible anywhere
 ONE_SPELLING = {"--batch": ("--batch-size", "--minibatch"), "--trunc": ("--truncation-psi", "--psi"),
                 "--outdir": ("--out-dir", "--output-dir"), "--device": ("--devices",),
-                "--w-avg-samples": ("--w-avg",), "--steps": ("--num-steps",), "--network": ("--net", "--model")}
+                "--w-avg-samples": ("--w-avg",), "--steps": ("--num-steps",), "--network": ("--net", "--model"),
+                "--output": ("--out", "--output-file")}
 
 
 def test_one_spelling_per_meaning():

@@ -30,7 +30,9 @@ def add_metrics_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of latents, labels and KID subsets (default: 0)")
     parser.add_argument("--cache-dir", default=None, help="real-feature cache folder (default: <data>/.stylefa-cache)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached real features")
-    parser.add_argument("--out", default=None, help="also write the results as JSON to this file")
+    parser.add_argument("-o", "--output", dest="out", default=None, metavar="FILE.json",
+                        help="also write the results as JSON to this file")
+    add_deprecated_alias(parser, "--out", "--output", "out")
     parser.set_defaults(handler=run_metrics_command)
     return parser
 

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     study.add_argument("--w-avg-samples", type=int, default=10000, metavar="N",
                        help="z samples mapped to estimate w_avg and w_std (default 10000)")
     study.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    study.add_argument("--seed", type=int, default=0, help="seed of the conditions' randomness (default 0)")
+    study.add_argument("--seed", type=int, default=0, help="seed of the conditions' noise, synthetic lesions and bootstrap (default 0)")
     study.set_defaults(handler=_run_study)
 
     demo = subparsers.add_parser(

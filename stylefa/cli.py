@@ -2,14 +2,17 @@
 
 Each pipeline stage owns its sub-commands in ``stylefa/<stage>/commands.py`` with a
 ``register(subparsers)`` function; handlers import heavy modules (torch, dipy) lazily
-so ``stylefa --help`` stays instant. Every ``StyleFAError`` becomes one line on stderr
-and exit code 2.
+so ``stylefa --help`` stays instant. Every ``StyleFAError`` and every argument error becomes
+one line on stderr (``stylefa <command>: error: ...``) and exit code 2. A reader that closes
+stdout early (``stylefa network-info N | head -1``) ends the command quietly with exit code
+141 (128 + SIGPIPE), as ``cat`` or ``grep`` killed by SIGPIPE report it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from stylefa import __version__
@@ -26,8 +29,20 @@ COMMAND_MODULES = (
 )
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line naming the command (``stylefa study: error: ...``), exit 2.
+
+    Sub-command parsers are made with the parent's class, so every command inherits this."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="stylefa",
         description="StyleGAN2-ADA on diffusion-MRI FA maps: prepare data, train, project, study.",
     )
@@ -44,18 +59,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like ``parse_args``, but unknown options are reported by the sub-command's parser, so the
+    error names the command they were given to."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = subparsers.choices.get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush cannot
+    raise again (the recipe of the Python docs, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_cpu_allocator()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
     try:
         result = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at exit
     except StyleFAError as exc:
         print(f"stylefa {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"stylefa {args.command}: interrupted", file=sys.stderr)
         return 130

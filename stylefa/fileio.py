@@ -180,25 +180,9 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def read_png_gray(path: str | os.PathLike) -> np.ndarray:
-    """A PNG as grey levels in [0, 1] (float32, 2-D), keeping 16-bit depth.
+def read_png_gray(path: str | os.PathLike, options=None) -> np.ndarray:
+    """A PNG as FA, float32 [H, W]: ``stylefa.readers.read_image_gray`` (alpha, colour and
+    integer-scale rules in docs/inputs.md); ``options`` is a ``stylefa.readers.ImageOptions``."""
+    from stylefa.readers import ImageOptions, read_image_gray
 
-    8-bit images are divided by 255 and 16-bit ones by 65535 (converting those to 8-bit
-    first would clip them); colour or palette images are reduced to luminance.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                grey = np.asarray(img, dtype=np.float64)
-                scale = 65535.0 if img.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
-                return (grey / scale).astype(np.float32)
-            if img.mode == "F":
-                return np.asarray(img, dtype=np.float32)
-            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError) as exc:
-        # PIL reports unknown or truncated files as OSError (UnidentifiedImageError) or
-        # SyntaxError, depending on where the decoder gives up.
-        raise InputError(f"cannot read PNG ({exc})", path) from None
+    return read_image_gray(path, options or ImageOptions())

@@ -244,7 +244,9 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
         if mask_volume.shape != raw.shape or not np.allclose(mask_volume.affine, raw.affine, atol=1e-3):
             raise InputError(f"brain mask {mask_path.name} is not on the FA map's voxel grid", mask_path)
         # Same reorientation and registration as the FA map: same voxel -> world placement.
-        mask_data = canonical(mask_volume).data > 0
+        from stylefa.readers import binary_mask
+
+        mask_data = binary_mask(canonical(mask_volume).data, mask_path, "brain mask")
         masks = sample_axial_slices(mask_data.astype(np.float32), affine, task.grid) >= 0.5
         mask_source = str(mask_path)
     else:

@@ -60,8 +60,9 @@ class SliceGrid:
     center_mm: tuple[float, float] = DEFAULT_CENTER_MM
 
     def __post_init__(self):
-        if self.resolution < 4:
-            raise InputError(f"resolution must be >= 4 pixels, got {self.resolution}")
+        from stylefa.readers import check_resolution
+
+        check_resolution(self.resolution)
         if not self.fov_mm > 0:
             raise InputError(f"field of view must be positive, got {self.fov_mm:g} mm")
         if not self.levels_mm:

@@ -97,7 +97,7 @@ def register(subparsers) -> None:
     p.add_argument("--trunc", type=float, metavar="PSI", help="truncation psi for --seeds (default 1: none)")
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const", help="default: const")
     p.add_argument("--class", dest="class_index", type=int, metavar="K", help="class index (conditional networks)")
-    p.add_argument("--outdir", type=Path, required=True, metavar="DIR")
+    p.add_argument("--outdir", type=Path, required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="regenerate images that already exist")
     p.set_defaults(handler=_generate)
@@ -107,7 +107,8 @@ def register(subparsers) -> None:
         help="write a freshly initialised G/G_ema/D snapshot",
         description="Create randomly initialised networks from an architecture preset and save them as .safetensors.",
     )
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="NET.safetensors")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="NET.safetensors",
+                   help="the snapshot to write")
     p.add_argument("--resolution", type=int, default=64, help="image size, a power of two (default 64)")
     p.add_argument("--channels", type=int, default=1, help="image channels (default 1)")
     p.add_argument(
@@ -130,8 +131,9 @@ def register(subparsers) -> None:
         description="Read a stylegan2-ada-pytorch network snapshot with a restricted unpickler (no code from the "
         "file is run) and write it as a stylefa .safetensors snapshot.",
     )
-    p.add_argument("snapshot", type=Path, metavar="SNAPSHOT.pkl")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors")
+    p.add_argument("snapshot", type=Path, metavar="SNAPSHOT.pkl", help="a stylegan2-ada-pytorch network snapshot")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
+                   help="the stylefa snapshot to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=_import_pkl)
 
@@ -140,5 +142,5 @@ def register(subparsers) -> None:
         help="print a network file's architecture and provenance as JSON",
         description="Print the architecture configs and provenance of a .safetensors snapshot or reference .pkl.",
     )
-    p.add_argument("network", type=Path, metavar="PATH")
+    p.add_argument("network", type=Path, metavar="PATH", help=".safetensors snapshot or reference .pkl")
     p.set_defaults(handler=_network_info)

@@ -113,14 +113,12 @@ def _label(G, class_index: int | None, batch: int, device):
 
 
 def load_projected_w(path: Path, G) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``w`` as [N, num_ws, w_dim] and the noise maps {layer: [N or 1, 1, H, W]} of a projection."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"not a readable .npz file ({exc})", path) from None
+    """``w`` as [N, num_ws, w_dim] and the noise maps {layer: [N or 1, 1, H, W]} of a projection.
+
+    Raises ``InputError`` for a missing or unreadable file, NaN/Inf values and wrong shapes."""
+    from stylefa.readers import read_npz
+
+    arrays = read_npz(path)  # numeric and finite: a diverged projection's NaN w is refused here
     if "w" not in arrays:
         raise InputError(f"no 'w' array (found: {', '.join(sorted(arrays)) or 'nothing'})", path)
     w = arrays["w"].astype(np.float32)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylefa.errors import InputError
+from stylefa.readers import check_resolution
 from stylefa.nets.config import (
     DiscriminatorConfig,
     GeneratorConfig,
@@ -43,6 +44,7 @@ def configs_for(options: InitNetworkOptions) -> tuple[GeneratorConfig, Discrimin
     res = options.resolution
     if res < 4 or res & (res - 1):
         raise InputError(f"--resolution must be a power of two >= 4, got {res}")
+    check_resolution(res, "--resolution")
     for name in ("channels", "z_dim", "w_dim", "channel_base", "channel_max", "map_layers"):
         value = getattr(options, name)
         if value is not None and value < 1:

@@ -26,11 +26,14 @@ def _handle(args: argparse.Namespace) -> int:
 
     sources_given = [args.data is not None, bool(args.targets), args.nifti is not None]
     if sum(sources_given) != 1:
-        raise InputError("give exactly one target source: --data DATASET, --targets FILES... or --nifti FA --slices K,...")
-    if args.nifti is not None and not args.slices:
-        raise InputError("--nifti needs --slices (axial voxel indices, e.g. 40,45)")
+        raise InputError("give exactly one target source: --data DATASET, --targets FILES... or --nifti FA [--slices K,...]")
+    if args.slices and args.nifti is None:
+        raise InputError("--slices selects voxel planes of --nifti; give --nifti FA.nii.gz too")
     if not Path(args.network).is_file():
         raise InputError("network file not found", args.network)
+    from stylefa.readers import ImageOptions
+
+    image_options = ImageOptions(scale=args.png_scale, alpha_background=args.png_alpha_background)
     try:
         project = ProjectConfig(
             steps=args.steps, init=args.init, space=args.space, mse_weight=args.mse_weight,
@@ -43,15 +46,19 @@ def _handle(args: argparse.Namespace) -> int:
         network=str(args.network), outdir=str(args.outdir), project=project,
         perceptual=PerceptualSpec(name=args.perceptual, vgg16=args.vgg16, lpips_heads=args.lpips_heads,
                                   stlpips_weights=args.stlpips_weights, download=args.download),
-        batch=args.batch, device=args.device, mask=args.mask,
+        batch=args.batch, device=args.device, mask=args.mask, image_options=image_options,
     )
     resolution = _generator_resolution(args.network)
     if args.data is not None:
         specs = sources.dataset_targets(args.data, args.split, args.subjects, args.max_targets, resolution)
     elif args.targets:
-        specs = sources.file_targets(args.targets, resolution)
+        specs = sources.file_targets(args.targets, resolution, image_options)
     else:
-        specs = sources.nifti_targets(args.nifti, args.slices, resolution)
+        from stylefa.data.training_slicing import training_slicing
+        from stylefa.nets.checkpoint import read_metadata
+
+        slicing = training_slicing(read_metadata(args.network)["provenance"], resolution, args.network)
+        specs = sources.nifti_targets(args.nifti, args.slices, slicing)
     if args.max_targets is not None:
         specs = specs[: args.max_targets]
     summary = run_projection(specs, config)
@@ -68,7 +75,9 @@ def _generator_resolution(network) -> int:
     g_config = read_metadata(network)["config"].get("G")
     if g_config is None:
         raise InputError("file holds no generator", network)
-    return int(g_config.img_resolution)
+    from stylefa.readers import check_resolution
+
+    return check_resolution(g_config.img_resolution, "the generator's resolution", network)
 
 
 def register(subparsers) -> None:
@@ -88,8 +97,12 @@ def register(subparsers) -> None:
     source.add_argument("--subjects", nargs="+", metavar="ID", help="only these dataset subjects")
     source.add_argument("--max-targets", type=int, metavar="K", help="at most K targets")
     source.add_argument("--targets", nargs="+", type=Path, metavar="FILE", help=".npy (FA in [0,1]) or .png images")
-    source.add_argument("--nifti", type=Path, metavar="FA.nii.gz", help="an FA map in MNI space")
-    source.add_argument("--slices", type=_slices, metavar="K,...", help="axial voxel indices of --nifti")
+    source.add_argument("--nifti", type=Path, metavar="FA.nii.gz",
+                        help="an FA map in MNI space, cut as prepare and study cut it (the network's recorded slice "
+                             "geometry; refused if not in template space); default targets: the training levels")
+    source.add_argument("--slices", type=_slices, metavar="K,...",
+                        help="instead of the training levels: these axial voxel planes of --nifti, on the same "
+                             "in-plane grid (each must hold brain)")
     parser.add_argument("--outdir", required=True, type=Path, help="one folder per target is written here")
     parser.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
     parser.add_argument("--batch", type=int, default=16, help="targets optimised at once (default 16)")
@@ -101,7 +114,15 @@ def register(subparsers) -> None:
     parser.add_argument("--w-avg-samples", type=int, default=10000, metavar="N",
                         help="z samples mapped to estimate w_avg and w_std (default 10000)")
     parser.add_argument("--lr", type=float, default=0.1, help="initial learning rate (default 0.1)")
-    parser.add_argument("--mask", metavar="FILE", help="known-pixel mask (.npy/.png, non-zero = known): the loss ignores the rest")
+    parser.add_argument("--mask", metavar="FILE",
+                        help="known-pixel mask (.npy/.png, binary: 0 = unknown, the other value = known): the loss "
+                             "ignores the unknown pixels")
+    parser.add_argument("--png-scale", type=float, metavar="S",
+                        help="integer PNG value meaning FA 1 (default: full range, 255 or 65535; e.g. 1000 for "
+                             "FA x 1000 files); see docs/inputs.md")
+    parser.add_argument("--png-alpha-background", type=float, metavar="FA",
+                        help="flatten transparent PNG pixels onto this FA value (default: refuse PNGs with "
+                             "transparency)")
     parser.add_argument("--pti-steps", type=int, default=0, metavar="N", help="pivotal tuning steps after projection (default 0: off)")
     parser.add_argument("--save-video", action="store_true", help="write progress.gif (target | projection) per target")
     parser.add_argument("--video-every", type=int, default=10, metavar="N", help="GIF frame every N steps (default 10)")

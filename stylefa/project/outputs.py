@@ -87,17 +87,18 @@ def is_finished(outdir: Path, target_id: str) -> bool:
 
 
 def write_target(outdir: Path, result: TargetResult, run_record: dict) -> dict:
-    """Write one target's folder atomically; returns its summary row."""
+    """Write one target's folder atomically; returns its summary row.
+
+    The projection is on disk before any summary metric is computed: the folder (with the
+    metrics left empty) appears first and ``result.json`` is then rewritten with them, so a
+    failing metric never loses the optimisation's result."""
     row = {
         "target_id": result.target_id,
         "subject": result.subject,
         "slice": result.slice_index,
         "final_distance": result.final_distance,
         "final_loss": float(result.curves["loss"][-1]),
-        "ssim": ssim_fa(result.target_fa, result.projected_fa),
-        "mse": mse_fa(result.target_fa, result.projected_fa),
-        "pti_ssim": "" if result.pti_fa is None else ssim_fa(result.target_fa, result.pti_fa),
-        "pti_mse": "" if result.pti_fa is None else mse_fa(result.target_fa, result.pti_fa),
+        "ssim": "", "mse": "", "pti_ssim": "", "pti_mse": "",
         "perceptual": run_record["perceptual"]["name"],
         "steps": run_record["config"]["steps"],
         "space": run_record["config"]["space"],
@@ -125,6 +126,10 @@ def write_target(outdir: Path, result: TargetResult, run_record: dict) -> dict:
                                           "slice": result.slice_index, "source": result.source}, summary=row)
         # Written last inside the folder; the folder itself appears atomically.
         (folder / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    row.update(ssim=ssim_fa(result.target_fa, result.projected_fa), mse=mse_fa(result.target_fa, result.projected_fa))
+    if result.pti_fa is not None:
+        row.update(pti_ssim=ssim_fa(result.target_fa, result.pti_fa), pti_mse=mse_fa(result.target_fa, result.pti_fa))
+    write_text(outdir / result.target_id / RESULT_FILE, json.dumps(dict(record, summary=row), indent=2) + "\n")
     return row
 
 

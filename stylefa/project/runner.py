@@ -24,6 +24,7 @@ from stylefa.project.outputs import (
 )
 from stylefa.project.perceptual.loader import PerceptualSpec
 from stylefa.project.targets import TargetSpec, shard
+from stylefa.readers import ImageOptions, check_resolution
 from stylefa.runtime import resolve_device
 
 
@@ -36,6 +37,7 @@ class RunConfig:
     batch: int = 16
     device: str = "auto"
     mask: str | None = None  # known-pixel mask applied to every target
+    image_options: ImageOptions = field(default_factory=ImageOptions)  # how a PNG --mask is read
     merge_wait_s: float = 6 * 3600.0  # rank 0 waits this long for the other ranks
 
     def to_dict(self) -> dict:
@@ -85,11 +87,15 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     G = frozen_copy(load_generator(config.network, device=device), device)
     if G.img_channels != 1:
         raise InputError(f"expected a single-channel (FA) generator, this one has {G.img_channels} channels", config.network)
-    resolution = G.img_resolution
-    mask = None if config.mask is None else read_mask(config.mask, resolution)
+    resolution = check_resolution(G.img_resolution, "the generator's resolution", config.network)
+    mask = None if config.mask is None else read_mask(config.mask, resolution, config.image_options)
 
     mine = shard(targets, rank, world)
     pending = [spec for spec in mine if not is_finished(outdir, spec.target_id)]
+    # Every target is read once before anything is written: a bad file fails the run up front,
+    # not after the targets before it were projected.
+    for spec in pending:
+        _load_fa(spec, resolution)
     # Loaded before the settings are recorded so a missing weights file leaves no trace.
     distance = load_perceptual(config.perceptual, device) if pending else None
     check_run_settings(outdir, run_settings(config), what="projections")

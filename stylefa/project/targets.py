@@ -17,7 +17,8 @@ import numpy as np
 
 from stylefa.data.slices import SliceGrid
 from stylefa.errors import InputError
-from stylefa.fileio import read_png_gray, safe_name
+from stylefa.fileio import safe_name
+from stylefa.readers import IMAGE_SUFFIXES, ImageOptions, check_shape, read_image_gray, read_mask_image, read_npy
 
 FAImage = np.ndarray
 
@@ -73,27 +74,26 @@ def check_fa_range(image: np.ndarray, path) -> np.ndarray:
     return np.clip(image, 0, 1)
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """A 2-D image from .npy (FA in [0, 1]; [R,R] or [1,R,R]) or PNG (grey levels / 255)."""
+def read_image_file(path: Path, options: ImageOptions = ImageOptions()) -> np.ndarray:
+    """A 2-D image from .npy (FA in [0, 1]; [R,R] or [1,R,R]) or PNG (``stylefa.readers`` rules)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            image = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read .npy ({exc})", path) from None
-        if image.ndim == 3 and image.shape[0] == 1:
+        image = check_shape(read_npy(path, "image"), path, "image", ((None, None), (1, None, None)))
+        if image.ndim == 3:
             image = image[0]
-        if not np.issubdtype(image.dtype, np.number):
-            raise InputError(f"array has non-numeric dtype {image.dtype}", path)
-        return check_fa_range(image.astype(np.float32), path)
-    if suffix == ".png":
-        return read_png_gray(path)
-    raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
+        image = image.astype(np.float32)
+    elif suffix in IMAGE_SUFFIXES:
+        image = read_image_gray(path, options)
+    else:
+        raise InputError("targets must be .npy (FA in [0, 1]) or .png files", path)
+    return check_fa_range(image, path)
 
 
-def file_targets(paths: Sequence[str | os.PathLike], resolution: int) -> list[TargetSpec]:
+def file_targets(paths: Sequence[str | os.PathLike], resolution: int,
+                 options: ImageOptions = ImageOptions()) -> list[TargetSpec]:
     specs = []
     for raw in paths:
         path = Path(raw)
@@ -101,34 +101,61 @@ def file_targets(paths: Sequence[str | os.PathLike], resolution: int) -> list[Ta
             raise InputError("target file not found", path)
         specs.append(TargetSpec(
             target_id=safe_id(path.name.rsplit(".", 1)[0]), subject="", slice_index="", source=str(path),
-            load=lambda path=path: resize_square(read_image_file(path), resolution, path),
+            load=lambda path=path: resize_square(read_image_file(path, options), resolution, path),
         ))
     check_unique(specs)
     return specs
 
 
-def nifti_targets(path: str | os.PathLike, slices: Sequence[int], resolution: int) -> list[TargetSpec]:
-    """Axial voxel planes ``slices`` of an FA map (canonical RAS grid), sampled on the study's
-    MNI slice grid (216 mm field of view) at the generator's resolution."""
+def nifti_targets(path: str | os.PathLike, slices: Sequence[int] | None, slicing) -> list[TargetSpec]:
+    """Slices of an FA map cut exactly as ``stylefa prepare`` and ``stylefa study`` cut them.
+
+    ``slicing`` (``stylefa.data.training_slicing.Slicing``) is the network's recorded training
+    geometry: field of view, centre, resolution, levels. The volume must pass prepare's checks on
+    those levels (inside the volume, brain on every level: else it is not in template space);
+    then the targets are the training levels themselves (``slices`` None) or the axial voxel
+    planes ``slices`` of the (canonical, RAS) volume, sampled on the same in-plane grid, each
+    refused if it holds no brain.
+    """
+    import dataclasses
+
     from stylefa.data.nifti import canonical, load_fa
-    from stylefa.data.slices import levels_from_indices, sample_axial_slices
+    from stylefa.data.prepare import SubjectTask, slice_subject
+    from stylefa.data.slices import levels_from_indices
     from stylefa.data.subjects import subject_from_path
 
-    volume = canonical(load_fa(path))
-    depth = volume.shape[2]
-    bad = [k for k in slices if not 0 <= k < depth]
-    if bad:
-        raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
-    stem = safe_id(Path(path).name.split(".")[0])
-    scan = subject_from_path(path).key
-    specs = []
-    for k in slices:
-        grid = SliceGrid(levels_mm=levels_from_indices(k, k, 1, volume.affine), resolution=resolution)
-        fa_slice = sample_axial_slices(volume.data, volume.affine, grid)[0]
-        specs.append(TargetSpec(
-            target_id=f"{stem}_k{k:03d}", subject=stem, slice_index=str(k), source=f"{path}:{k}",
-            load=lambda image=np.clip(fa_slice, 0, 1): image, scan=scan, plane=grid,
-        ))
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    subject = subject_from_path(path)
+
+    def cut(grid):
+        task = SubjectTask(subject=subject, shard_dir=Path(), grid=grid, template_path=None,
+                           mask_threshold=slicing.mask_threshold, sibling_masks=False)
+        return slice_subject(task)[0]
+
+    training_fa = cut(slicing.grid)  # prepare's refusal for a volume outside template space
+    if slices is None:
+        names = [(f"{safe_id(subject.key)}_L{level:02d}", str(level)) for level in range(len(training_fa))]
+        images = list(training_fa)
+        grid = slicing.grid
+    else:
+        volume = canonical(load_fa(path))
+        affine, depth = volume.affine, volume.data.shape[2]
+        bad = [k for k in slices if not 0 <= k < depth]
+        if bad:
+            raise InputError(f"slice index {bad[0]} outside 0..{depth - 1}", path)
+        levels = tuple(z for k in slices for z in levels_from_indices(k, k, 1, affine))
+        grid = dataclasses.replace(slicing.grid, levels_mm=levels)
+        images = list(cut(grid))
+        stem = safe_id(path.name.split(".")[0])
+        names = [(f"{stem}_k{k:03d}", str(k)) for k in slices]
+    specs = [
+        TargetSpec(target_id=target_id, subject=subject.subject, slice_index=index, source=f"{path}:{index}",
+                   load=lambda image=image: image, scan=subject.key,
+                   plane=dataclasses.replace(grid, levels_mm=(z_mm,)))
+        for (target_id, index), image, z_mm in zip(names, images, grid.levels_mm)
+    ]
     check_unique(specs)
     return specs
 
@@ -169,24 +196,15 @@ def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequ
     return specs
 
 
-def read_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
-    """A 2-D known-pixel mask (.npy or .png, non-zero = known), resized by nearest neighbour."""
+def read_mask(path: str | os.PathLike, resolution: int, options: ImageOptions = ImageOptions()) -> np.ndarray:
+    """A 2-D known-pixel mask (.npy or .png; binary: 0 = unknown, the other value = known),
+    resized by nearest neighbour."""
     path = Path(path)
     if not path.is_file():
         raise InputError("mask file not found", path)
-    if path.suffix.lower() == ".npy":
-        try:
-            mask = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read .npy ({exc})", path) from None
-    elif path.suffix.lower() == ".png":
-        mask = read_png_gray(path)
-    else:
-        raise InputError("mask must be a .npy or .png file", path)
-    mask = np.squeeze(mask)
+    mask = np.squeeze(read_mask_image(path, options))
     if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
         raise InputError(f"mask must be a square 2-D array, got shape {mask.shape}", path)
-    mask = mask != 0
     if mask.shape[0] != resolution:
         step = mask.shape[0] / resolution
         index = np.minimum((np.arange(resolution) * step + step / 2).astype(int), mask.shape[0] - 1)

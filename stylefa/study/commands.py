@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+LESIONS_HELP = ("binary lesion masks (NIfTI, same world space as the FA, at most 250 mL of lesion each), e.g. "
+                "patientNN_space-MNI_lesionmask.nii.gz; see docs/inputs.md")
+FLAIR_HELP = ("FLAIR images: none, or exactly one per --lesions mask, in the same order and on its voxel grid")
+
 
 def register(subparsers) -> None:
+    from stylefa.cli_options import add_deprecated_alias
     from stylefa.project.perceptual.loader import add_perceptual_arguments
     from stylefa.study.demo import DemoConfig
     from stylefa.study.conditions import DEFAULT_CONDITIONS
@@ -25,9 +30,11 @@ def register(subparsers) -> None:
     study.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                        help=f"comma-separated condition specs (default: {DEFAULT_CONDITIONS})")
     study.add_argument("--lesions", nargs="+", default=[], metavar="MASK",
-                       help="lesion masks (NIfTI, same world space as the FA), e.g. patientNN_space-MNI_lesionmask.nii.gz")
-    study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR",
-                       help="FLAIR images on the grid of the lesion masks, in the order of --lesions")
+                       help=LESIONS_HELP)
+    study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR", help=FLAIR_HELP)
+    study.add_argument("--lesion-threshold", type=float, metavar="P",
+                       help="the lesion masks are probability maps in [0, 1]: lesion = value >= P "
+                            "(default: masks must be binary)")
     study.add_argument("--synthetic-lesions", action="store_true",
                        help="without --lesions, place a built-in synthetic lesion mask")
     study.add_argument("--lesion-reduction", type=float, default=0.4,
@@ -42,10 +49,13 @@ def register(subparsers) -> None:
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
-    study.add_argument("--batch-size", type=int, default=8)
-    study.add_argument("--w-avg-samples", type=int, default=10000)
+    study.add_argument("--batch", dest="batch_size", type=int, default=8,
+                       help="projections optimised at once (default 8)")
+    add_deprecated_alias(study, "--batch-size", "--batch", "batch_size", int)
+    study.add_argument("--w-avg-samples", type=int, default=10000, metavar="N",
+                       help="z samples mapped to estimate w_avg and w_std (default 10000)")
     study.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--seed", type=int, default=0, help="seed of the conditions' noise, synthetic lesions and bootstrap (default 0)")
     study.set_defaults(handler=_run_study)
 
     demo = subparsers.add_parser(
@@ -55,8 +65,8 @@ def register(subparsers) -> None:
                     "lesions (or real masks with --lesions), then print the report's path.",
     )
     demo.add_argument("--outdir", default="stylefa-demo", help="output folder (default ./stylefa-demo)")
-    demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK")
-    demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR")
+    demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK", help=LESIONS_HELP)
+    demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR", help=FLAIR_HELP)
     demo.add_argument("--network", default=None, help="use this checkpoint instead of the shipped demo model")
     demo.add_argument("--steps", type=int, default=DemoConfig.steps,
                       help=f"projection steps (default {DemoConfig.steps}: the demo's time budget; the study uses 1000)")
@@ -71,6 +81,7 @@ def _run_study(args: argparse.Namespace) -> int:
     config = StudyConfig(
         network=args.network, data=list(args.data), outdir=args.outdir,
         conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
+        lesion_threshold=args.lesion_threshold,
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
         lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,

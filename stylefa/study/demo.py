@@ -50,9 +50,13 @@ def demo_model_path() -> Path:
 def run_demo(config: DemoConfig):
     from stylefa.data.cohort import CohortConfig, make_cohort
     from stylefa.runtime import resolve_device
+    from stylefa.study.inputs import check_lesion_inputs, check_network
     from stylefa.study.study import StudyConfig, run_study
 
     network = config.network or str(demo_model_path())
+    # Inputs are checked before the cohort is written (minutes of work, and files in outdir).
+    check_network(network)
+    check_lesion_inputs(config.lesions, config.flair)
     outdir = Path(config.outdir)
     cohort = make_cohort(outdir / "cohort",
                          CohortConfig(num_subjects=config.subjects, seed=DEMO_COHORT_SEED,

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from stylefa.data.slices import SliceGrid
+from stylefa.data.training_slicing import (  # noqa: F401 (re-exported for study.study and callers)
+    DEFAULT_ORIGIN, TRAINING_ORIGIN, Slicing, training_slicing,
+)
 from stylefa.errors import InputError
 from stylefa.fileio import file_digest, safe_name
 
@@ -48,51 +51,25 @@ class SliceData:
     label: np.ndarray | None  # one-hot float32 or None
 
 
-@dataclass(frozen=True)
-class Slicing:
-    """How FA volumes are cut into slices, and where that geometry came from."""
+def check_network(network) -> Slicing:
+    """A generator file a study can use, checked without loading its weights: readable, holding
+    a generator of at least the minimum resolution; returns its training slicing."""
+    from stylefa.nets.checkpoint import read_metadata
 
-    grid: SliceGrid
-    mask_threshold: float | None  # None: not recorded (a dataset made before masks were described)
-    origin: str
-
-    def to_dict(self) -> dict:
-        return {"grid": self.grid.to_dict(), "mask_threshold": self.mask_threshold, "from": self.origin}
-
-
-TRAINING_ORIGIN = "the network's training data (geometry recorded in the snapshot)"
-DEFAULT_ORIGIN = "default grid at the network's resolution (the snapshot records no training geometry)"
+    metadata = read_metadata(network)
+    g_config = metadata["config"].get("G")
+    if g_config is None:
+        raise InputError("file holds no generator", network)
+    return training_slicing(metadata["provenance"], int(g_config.img_resolution), network)
 
 
-def training_slicing(provenance, resolution: int, network) -> Slicing:
-    """The training data's slicing from a snapshot's provenance, else the default grid.
+def check_lesion_inputs(lesions: list, flair: list, threshold: float | None = None) -> None:
+    """Read every lesion mask and FLAIR once (the rules of ``stylefa.study.lesions``) so that a bad
+    file stops a command before it writes anything."""
+    from stylefa.study.lesions import load_lesion_volume, pair_flair
 
-    ``provenance.extra["dataset"]`` holds the prepared dataset's geometry fields
-    (``stylefa.train.loop.training_geometry``); older and imported networks lack it.
-    """
-    from stylefa.data.prepare import DEFAULT_MASK_THRESHOLD
-
-    extra = getattr(provenance, "extra", None) or {}
-    geometry = extra.get("dataset") if isinstance(extra, dict) else None
-    if not geometry or "levels_mm" not in geometry:
-        return Slicing(SliceGrid(resolution=resolution), DEFAULT_MASK_THRESHOLD, DEFAULT_ORIGIN)
-    try:
-        recorded = int(geometry.get("resolution", resolution))
-        grid = SliceGrid(
-            levels_mm=tuple(float(z) for z in geometry["levels_mm"]),
-            resolution=recorded,
-            fov_mm=float(geometry["fov_mm"]),
-            center_mm=tuple(float(v) for v in geometry["center_mm"]),
-        )
-        mask = geometry.get("mask") or {}
-        threshold = float(mask.get("threshold", DEFAULT_MASK_THRESHOLD))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"the snapshot's recorded training geometry is malformed ({exc!r})", network) from None
-    if recorded != resolution:
-        raise InputError(
-            f"the snapshot records training slices of {recorded}x{recorded} pixels but the generator makes "
-            f"{resolution}x{resolution}", network)
-    return Slicing(grid, threshold, TRAINING_ORIGIN)
+    for mask, flair_path in zip(lesions, pair_flair(lesions, flair)):
+        load_lesion_volume(mask, flair_path, threshold)
 
 
 class DatasetSource:

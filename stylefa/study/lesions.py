@@ -31,6 +31,9 @@ DEFAULT_SIGMA_MM = 1.0
 DEFAULT_MIN_LESION_PIXELS = 20
 # Slices are picked when the lesion covers at least this area (20 pixels at 256 px / 216 mm).
 DEFAULT_MIN_LESION_AREA_MM2 = 15.0
+# Total T2/FLAIR lesion loads in MS cohorts reach some tens of mL, rarely over 100 mL; a "lesion
+# mask" above this is a brain or tissue mask given by mistake (an adult brain is ~1200-1500 mL).
+MAX_LESION_VOLUME_ML = 250.0
 
 
 def min_lesion_pixels(pixel_size_mm: float, area_mm2: float = DEFAULT_MIN_LESION_AREA_MM2) -> int:
@@ -82,6 +85,7 @@ class LesionVolume:
     path: Path | None = None
     flair: np.ndarray | None = None
     flair_path: Path | None = None
+    threshold: float | None = None  # the mask is a probability map cut at this value
 
     @property
     def voxel_count(self) -> int:
@@ -115,14 +119,54 @@ def _same_grid(shape_a, affine_a, shape_b, affine_b) -> bool:
     return tuple(shape_a[:3]) == tuple(shape_b[:3]) and np.allclose(affine_a, affine_b, atol=1e-3)
 
 
-def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLike | None = None) -> LesionVolume:
-    """Read a lesion mask (voxels > 0 are lesion) and optionally a FLAIR on the same grid."""
+def lesion_mask_from(data: np.ndarray, affine: np.ndarray, path, threshold: float | None = None) -> np.ndarray:
+    """The lesion voxels of a mask image: bool, 3-D.
+
+    Binary (0 and one other value) unless ``threshold`` is given, in which case ``data`` must be
+    a probability map in [0, 1] and lesion is ``data >= threshold``. Refused: an empty mask, and
+    one above ``MAX_LESION_VOLUME_ML`` (a brain mask, a FLAIR or an FA map given as lesion mask).
+    """
+    from stylefa.readers import binary_mask
+
+    if threshold is None:
+        try:
+            mask = binary_mask(data, path, "lesion mask")
+        except InputError as exc:
+            raise InputError(f"{exc.problem}; for a lesion probability map give --lesion-threshold P "
+                             "(is this a FLAIR or FA image rather than a mask?)", path) from None
+    else:
+        if not 0 < threshold <= 1:
+            raise InputError(f"--lesion-threshold must be in (0, 1], got {threshold:g}")
+        if data.min() < 0 or data.max() > 1:
+            raise InputError(f"a lesion probability map holds values in [0, 1], this one {data.min():g} to "
+                             f"{data.max():g}", path)
+        mask = data >= threshold
+    if not mask.any():
+        raise InputError("lesion mask is empty (no voxel > 0)" if threshold is None else
+                         f"lesion probability map has no voxel >= {threshold:g}", path)
+    volume_ml = float(mask.sum()) * abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3]))) / 1000.0
+    if volume_ml > MAX_LESION_VOLUME_ML:
+        raise InputError(
+            f"lesion mask covers {volume_ml:.0f} mL, more than the {MAX_LESION_VOLUME_ML:g} mL an MS lesion load "
+            "plausibly reaches: is it a brain or tissue mask?", path)
+    return mask
+
+
+def pair_flair(masks: list, flairs: list) -> list:
+    """The FLAIR of each lesion mask (None each when none is given): one FLAIR per mask, in order."""
+    if flairs and len(flairs) != len(masks):
+        raise InputError(f"{len(flairs)} FLAIR file(s) for {len(masks)} lesion mask(s): give no FLAIR or exactly "
+                         "one per mask, in the order of the masks")
+    return list(flairs) if flairs else [None] * len(masks)
+
+
+def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLike | None = None,
+                       threshold: float | None = None) -> LesionVolume:
+    """Read a lesion mask (see ``lesion_mask_from``) and optionally a FLAIR on the same grid."""
     from stylefa.data.nifti import load_volume
 
     mask_volume = load_volume(mask_path, expect_ndim=3, name="lesion mask", allow_empty=True)
-    mask = mask_volume.data > 0
-    if not mask.any():
-        raise InputError("lesion mask is empty (no voxel > 0)", mask_path)
+    mask = lesion_mask_from(mask_volume.data, mask_volume.affine, mask_path, threshold)
     flair = None
     if flair_path is not None:
         flair_volume = load_volume(flair_path, expect_ndim=3, name="FLAIR")
@@ -132,6 +176,9 @@ def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLi
                 f"(shape {mask_volume.shape}, {Path(mask_path).name}); they must share one voxel grid",
                 flair_path,
             )
+        if np.unique(flair_volume.data).size <= 2:
+            raise InputError("FLAIR image holds at most 2 distinct values: is it a mask? (--flair takes the "
+                             "FLAIR images, --lesions the masks)", flair_path)
         flair = flair_volume.data
     name = Path(mask_path).name.split("_")[0].split(".")[0]
     return LesionVolume(
@@ -141,6 +188,7 @@ def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLi
         path=Path(mask_path),
         flair=flair,
         flair_path=None if flair_path is None else Path(flair_path),
+        threshold=threshold,
     )
 
 

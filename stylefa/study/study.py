@@ -33,7 +33,8 @@ class StudyConfig:
     outdir: str
     conditions: str = DEFAULT_CONDITIONS
     lesions: list[str] = field(default_factory=list)
-    flair: list[str] = field(default_factory=list)  # one per lesion mask, in order; may be shorter
+    flair: list[str] = field(default_factory=list)  # none, or one per lesion mask in order
+    lesion_threshold: float | None = None  # lesion masks are probability maps cut at this value
     synthetic_lesions: bool = False  # a built-in synthetic mask when no --lesions are given
     split: str = "test"
     max_slices: int = 8
@@ -175,15 +176,10 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
 
 
 def load_lesion_inputs(config: StudyConfig):
-    from stylefa.study.lesions import load_lesion_volume, synthetic_lesion_volume
+    from stylefa.study.lesions import load_lesion_volume, pair_flair, synthetic_lesion_volume
 
-    if len(config.flair) > len(config.lesions):
-        raise InputError(f"{len(config.flair)} FLAIR file(s) for {len(config.lesions)} lesion mask(s); "
-                         "give FLAIRs in the order of their masks")
-    volumes = []
-    for i, path in enumerate(config.lesions):
-        flair = config.flair[i] if i < len(config.flair) else None
-        volumes.append(load_lesion_volume(path, flair))
+    volumes = [load_lesion_volume(path, flair, config.lesion_threshold)
+               for path, flair in zip(config.lesions, pair_flair(config.lesions, config.flair))]
     names = [safe_name(v.name, "lesion") for v in volumes]
     if len(set(names)) != len(names):
         raise InputError(f"lesion masks must have distinct name prefixes, got {', '.join(names)}")
@@ -261,6 +257,8 @@ def lesion_fingerprint(volumes) -> dict:
         else:
             out[volume.name] = {"mask_sha256": file_digest(volume.path),
                                 "flair_sha256": None if volume.flair_path is None else file_digest(volume.flair_path)}
+            if volume.threshold is not None:
+                out[volume.name]["threshold"] = volume.threshold
     return out
 
 
@@ -289,7 +287,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     if config.max_slices < 1:
         raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
     if config.batch_size < 1 or config.lesion_slices < 1:
-        raise InputError("--batch-size and --lesion-slices must be >= 1")
+        raise InputError("--batch and --lesion-slices must be >= 1")
     conditions = parse_conditions(config.conditions)
     model = LesionModel(config.lesion_reduction, config.lesion_sigma_mm)
     lesion_volumes = load_lesion_inputs(config)

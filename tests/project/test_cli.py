@@ -144,10 +144,12 @@ def _bad_range_file(tmp_path, ok):
 
 
 def test_nifti_slices_as_targets(shared_dir):
+    from stylefa.data.slices import SliceGrid
+    from stylefa.data.training_slicing import Slicing
     from stylefa.project.targets import nifti_targets
 
     path = shared_dir / "data/fa/subj-tractseg_space-MNI_res-2p5mm_FA.nii.gz"
-    specs = nifti_targets(path, [30, 40], resolution=32)
+    specs = nifti_targets(path, [30, 40], Slicing(SliceGrid(resolution=32), 0.05, "test"))
     assert [s.target_id for s in specs] == ["subj-tractseg_space-MNI_res-2p5mm_FA_k030", "subj-tractseg_space-MNI_res-2p5mm_FA_k040"]
     image = specs[1].load()
     assert image.shape == (32, 32) and 0 <= image.min() and image.max() <= 1 and image.mean() > 0.02

@@ -92,8 +92,9 @@ def _cli(data: Path, outdir: Path, kimg: float, *extra: str) -> list[str]:
 
 
 def test_sigkill_mid_snapshot_keeps_previous_snapshot(tmp_path):
-    # 8x8 images and batch 32: one kimg is 32 small steps, so snapshots land on distinct names.
-    data = write_blob_dataset(tmp_path / "data", n=40, res=8)
+    # 16x16 images (the smallest allowed) and batch 32: one kimg is 32 small steps, so snapshots land on
+    # distinct names.
+    data = write_blob_dataset(tmp_path / "data", n=40, res=16)
     out = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", STYLEFA_TEST_PAUSE_WRITE="2:120")
     proc = subprocess.Popen(_cli(data, out, 3), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

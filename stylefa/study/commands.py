@@ -25,16 +25,27 @@ def register(subparsers) -> None:
     study.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                        help=f"comma-separated condition specs (default: {DEFAULT_CONDITIONS})")
     study.add_argument("--lesions", nargs="+", default=[], metavar="MASK",
-                       help="lesion masks (NIfTI, same world space as the FA), e.g. patientNN_space-MNI_lesionmask.nii.gz")
+                       help="lesion masks (NIfTI, same world space as the FA) or quoted globs, e.g. "
+                            "'ms/patient*_space-MNI_lesionmask.nii.gz'")
     study.add_argument("--flair", nargs="+", default=[], metavar="FLAIR",
-                       help="FLAIR images on the grid of the lesion masks, in the order of --lesions")
+                       help="FLAIR images (or globs) on the grid of their lesion masks: paired by patient name "
+                            "(patientNN_...), else in the order of --lesions")
     study.add_argument("--synthetic-lesions", action="store_true",
                        help="without --lesions, place a built-in synthetic lesion mask")
     study.add_argument("--lesion-reduction", type=float, default=0.4,
                        help="relative FA reduction at the lesion core (default 0.4)")
     study.add_argument("--lesion-sigma", type=float, default=1.0,
                        help="Gaussian sigma (mm) of the lesion border (default 1)")
-    study.add_argument("--lesion-slices", type=int, default=2, help="slices per lesion mask (default 2)")
+    study.add_argument("--lesion-slices", type=int, default=2,
+                       help="slices per lesion mask and scan (default 2; per-patient CIs need >= 3 in all)")
+    study.add_argument("--lesion-placement", choices=("one", "all"), default="one",
+                       help="one: mask i on scan i mod n (default); all: every mask on every scan")
+    study.add_argument("--normative", nargs="+", default=[], metavar="FA",
+                       help="lesion-free FA (NIfTI files/globs or a prepared dataset: its train split) for the "
+                            "normative |z| baseline; default: the dataset's train split when --data is a dataset")
+    study.add_argument("--template", default=None,
+                       help="FA template for the |FA - template| baseline (default: $STYLEFA_TEMPLATE, tractseg, "
+                            "or the cache)")
     study.add_argument("--split", default="test", help="dataset split (default test)")
     study.add_argument("--max-slices", type=int, default=8, help="slices to study (default 8)")
     study.add_argument("--steps", type=int, default=1000, help="projection steps (default 1000)")
@@ -72,7 +83,8 @@ def _run_study(args: argparse.Namespace) -> int:
         network=args.network, data=list(args.data), outdir=args.outdir,
         conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
-        lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
+        lesion_slices=args.lesion_slices, lesion_placement=args.lesion_placement, normative=list(args.normative),
+        template=args.template, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,
         lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,

@@ -115,6 +115,47 @@ def _same_grid(shape_a, affine_a, shape_b, affine_b) -> bool:
     return tuple(shape_a[:3]) == tuple(shape_b[:3]) and np.allclose(affine_a, affine_b, atol=1e-3)
 
 
+def lesion_name(path) -> str:
+    """The patient name a mask or FLAIR file gives: ``patient07_space-MNI_lesionmask.nii.gz`` -> ``patient07``."""
+    return Path(path).name.split("_")[0].split(".")[0]
+
+
+def expand_paths(patterns, what: str) -> list[str]:
+    """Paths with shell wildcards (``*?[``) expanded here (sorted), so quoted globs work too.
+
+    A pattern that matches nothing -> ``InputError``; a path without wildcards is kept as given.
+    """
+    import glob
+
+    out = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        if glob.has_magic(pattern) and not Path(pattern).exists():
+            matches = sorted(glob.glob(os.path.expanduser(pattern)))
+            if not matches:
+                raise InputError(f"no {what} file matches this pattern", pattern)
+            out.extend(matches)
+        else:
+            out.append(pattern)
+    return out
+
+
+def pair_flairs(masks: list[str], flairs: list[str]) -> list[str | None]:
+    """The FLAIR of each mask (or None): by patient name when every FLAIR's name prefix names a
+    mask (``patient07_..._FLAIR`` goes with ``patient07_..._lesionmask``), else by order."""
+    if not flairs:
+        return [None] * len(masks)
+    mask_names = [lesion_name(m) for m in masks]
+    flair_names = [lesion_name(f) for f in flairs]
+    if len(set(flair_names)) == len(flairs) and set(flair_names) <= set(mask_names):
+        by_name = dict(zip(flair_names, flairs))
+        return [by_name.get(name) for name in mask_names]
+    if len(flairs) > len(masks):
+        raise InputError(f"{len(flairs)} FLAIR file(s) for {len(masks)} lesion mask(s); give FLAIRs in the order "
+                         "of their masks, or name them like their masks (patientNN_...)")
+    return list(flairs) + [None] * (len(masks) - len(flairs))
+
+
 def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLike | None = None) -> LesionVolume:
     """Read a lesion mask (voxels > 0 are lesion) and optionally a FLAIR on the same grid."""
     from stylefa.data.nifti import load_volume
@@ -133,7 +174,7 @@ def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLi
                 flair_path,
             )
         flair = flair_volume.data
-    name = Path(mask_path).name.split("_")[0].split(".")[0]
+    name = lesion_name(mask_path)
     return LesionVolume(
         name=name,
         mask=mask,

@@ -61,7 +61,9 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     for name in ("G.safetensors", "patient99_lesionmask.nii.gz", "sub-01_FA.nii.gz"):
         shutil.copy(inputs / name, mine / name)
     argv = _args(inputs, out, "--lesions", str(mine / "patient99_lesionmask.nii.gz"),
-                 "--flair", str(inputs / "patient99_FLAIR.nii.gz"))
+                 "--flair", str(inputs / "patient99_FLAIR.nii.gz"),
+                 # Baselines: any lesion-free FA serve for the plumbing checked here.
+                 "--normative", str(inputs / "sub-*_FA.nii.gz"), "--template", str(inputs / "sub-02_FA.nii.gz"))
     argv[argv.index("--network") + 1] = str(mine / "G.safetensors")
     argv[argv.index(str(inputs / "sub-01_FA.nii.gz"))] = str(mine / "sub-01_FA.nii.gz")
     assert main(argv) == 0
@@ -95,12 +97,20 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     assert float(row["mse"]) == pytest.approx(np.mean((original.astype(float) - projection) ** 2), rel=1e-4)
 
     lesion_rows = list(csv.DictReader(io.StringIO((out / "lesion_metrics.csv").read_text())))
-    assert len(lesion_rows) == 4  # 2 slices x 2 references
+    methods = ("residual", "normative", "template")
+    assert [(r["patient"], r["method"]) for r in lesion_rows] == [(p, m) for p in ("patient99", "ALL") for m in methods]
     assert all(0 <= float(r["auroc"]) <= 1 for r in lesion_rows)
+    slice_rows = list(csv.DictReader(io.StringIO((out / "lesion_slices.csv").read_text())))
+    assert len(slice_rows) == 2 and all(int(r["lesion_pixels"]) > 0 for r in slice_rows)
+    # Every lesion slice has its control, projected from the same seed as the lesioned slice.
+    assert len(list((out / "projections").glob("*__control-patient99.npy"))) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["conditions"]["none"]["original"]["brain"]["ssim"]["n"] == 3
     assert "noise:0.1 vs none" in summary["tests"]
-    assert summary["lesions"]["lesioned input"]["auroc"]["n"] == 2
+    assert not any(c.startswith("control:") for c in summary["conditions"])
+    assert summary["lesions"]["methods"] == list(methods)
+    assert summary["lesions"]["healing"]["healing_index"]["n"] == 2
+    assert summary["lesions"]["normative_model"]["n_subjects"] == 2
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert any(n.startswith("fig3_") and n.endswith(".pdf") for n in figures)
     assert sum(n.endswith(".png") for n in figures) == sum(n.endswith(".pdf") for n in figures) >= 7

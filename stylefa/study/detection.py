@@ -279,3 +279,50 @@ class RankedPixels:
         best, best_t = self.best_dice(curve=curve)
         return {"auroc": self.auroc(curve=curve), "ap": self.average_precision(curve=curve), "best_dice": best,
                 "best_dice_threshold": best_t, "dice_healthy": self.dice_above(threshold, curve=curve)}
+
+    def bootstrap(self, n_clusters: int, n_boot: int, seed: int, threshold: float = math.nan,
+                  chunk_pixels: int = 4_000_000) -> dict[str, np.ndarray]:
+        """Cluster bootstrap: ``n_boot`` draws of the ``n_clusters`` groups with replacement.
+
+        Returns each metric of :meth:`metrics` (but the threshold) for every draw (arrays
+        [n_boot], NaN where a draw has no lesion pixel), equal to :meth:`metrics` with
+        :meth:`group_weights` of the draw's counts, vectorised over draws.
+        """
+        if self.groups is None:
+            raise ValueError("no groups were given")
+        rng = np.random.default_rng(seed)
+        counts = np.zeros((n_boot, n_clusters))
+        np.add.at(counts, (np.repeat(np.arange(n_boot), n_clusters), rng.integers(0, n_clusters, n_boot * n_clusters)),
+                  1.0)
+        out = {k: np.empty(n_boot) for k in ("auroc", "ap", "best_dice", "dice_healthy")}
+        step = max(1, chunk_pixels // max(1, self.scores.size))
+        above = int(np.searchsorted(-self.scores, -threshold, side="left")) if math.isfinite(threshold) else -1
+        for start in range(0, n_boot, step):
+            w = counts[start : start + step][:, self.groups]
+            tp_all = np.cumsum(w * self.labels, axis=1)
+            predicted_all = np.cumsum(w, axis=1)
+            tp, predicted = tp_all[:, self.run_ends], predicted_all[:, self.run_ends]
+            positives = tp[:, -1:]
+            negatives = predicted[:, -1:] - positives
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tpr = np.concatenate([np.zeros_like(positives), tp / positives], axis=1)
+                fpr = np.concatenate([np.zeros_like(positives), (predicted - tp) / negatives], axis=1)
+                auroc = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2.0, axis=1)
+                precision = np.where(predicted > 0, tp / predicted, 0.0)
+                ap = np.sum(np.diff(tpr, axis=1) * precision, axis=1)
+                best = np.max(2.0 * tp / (predicted + positives), axis=1)
+                if above < 0:
+                    healthy = np.full(len(w), math.nan)
+                elif above == 0:
+                    healthy = np.where(positives[:, 0] > 0, 0.0, math.nan)
+                else:
+                    total = predicted_all[:, above - 1] + positives[:, 0]
+                    healthy = np.where(total > 0, 2.0 * tp_all[:, above - 1] / total, math.nan)
+            no_pos = positives[:, 0] <= 0
+            auroc[no_pos | (negatives[:, 0] <= 0)] = math.nan
+            ap[no_pos] = math.nan
+            best[no_pos] = math.nan
+            chunk = slice(start, start + len(w))
+            out["auroc"][chunk], out["ap"][chunk], out["best_dice"][chunk], out["dice_healthy"][chunk] = (
+                auroc, ap, best, healthy)
+        return out

@@ -99,14 +99,8 @@ def cluster_bootstrap(ranked: detection.RankedPixels, n_clusters: int, threshold
     """95 % percentile CIs of the metrics when clusters (slices, patients) are drawn with replacement."""
     if n_clusters < MIN_BOOTSTRAP_CLUSTERS:
         return {m: [math.nan, math.nan] for m in PATIENT_METRICS}
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {m: [] for m in PATIENT_METRICS}
-    for _ in range(n_boot):
-        counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-        result = ranked.metrics(ranked.group_weights(counts), threshold)
-        for m in PATIENT_METRICS:
-            draws[m].append(result[m])
-    return {m: _nan_ci(v) for m, v in draws.items()}
+    draws = ranked.bootstrap(n_clusters, n_boot, seed, threshold)
+    return {m: _nan_ci(draws[m]) for m in PATIENT_METRICS}
 
 
 def _pool(items: list[LesionSlice], method: str, group_of) -> detection.RankedPixels:

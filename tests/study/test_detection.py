@@ -139,3 +139,18 @@ def test_weighted_ranked_pixels_match_sklearn_sample_weight(seed, ties):
     m = ranked.metrics(w, threshold=0.5)
     assert (m["auroc"], m["ap"], m["best_dice"], m["dice_healthy"]) == pytest.approx(
         (ranked.auroc(w), ranked.average_precision(w), ranked.best_dice(w)[0], ranked.dice_above(0.5, w)))
+
+
+@pytest.mark.parametrize("threshold", [0.5, math.nan, 10.0, -10.0])
+def test_vectorised_bootstrap_equals_weighted_metrics(threshold):
+    s, y = _scores(3, n=500, ties=True)
+    groups = np.random.default_rng(0).integers(0, 5, s.size)
+    y[groups == 4] = False  # a group without lesion pixels: some draws have none
+    ranked = detection.RankedPixels(s, y, groups)
+    draws = ranked.bootstrap(5, 40, seed=3, threshold=threshold, chunk_pixels=1500)  # several chunks
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, 5, 40 * 5).reshape(40, 5)
+    for b in range(40):
+        expected = ranked.metrics(ranked.group_weights(np.bincount(picks[b], minlength=5)), threshold)
+        for key in ("auroc", "ap", "best_dice", "dice_healthy"):
+            assert draws[key][b] == pytest.approx(expected[key], abs=1e-12, nan_ok=True), (b, key)

@@ -16,7 +16,12 @@ import numpy as np
 from stylefa.study.figures import _figure, save_figure
 
 
+def _num(value) -> float:
+    return math.nan if value is None else float(value)  # summary.json stores NaN as null
+
+
 def method_comparison(summary: dict, stem):
+    """Fig. 5 from ``summary['lesions']`` (as evaluated, or read back from summary.json)."""
     methods = summary["methods"]
     patients = summary["patients"]
     fig = _figure(max(5.0, 2.2 * len(methods) + 1.5), 3.3)
@@ -26,19 +31,19 @@ def method_comparison(summary: dict, stem):
         for name, entry in patients.items():
             jitter = rng.uniform(-0.12, 0.12)
             xs = np.arange(len(methods)) + jitter
-            values = [entry["methods"][m][metric] for m in methods]
+            values = [_num(entry["methods"][m][metric]) for m in methods]
             faded = entry["below_min_pixels"]
             ax.plot(xs, values, color="0.8", linewidth=0.5, zorder=1)
             for x, m, v in zip(xs, methods, values):
-                lo, hi = entry["methods"][m][f"{metric}_ci95"]
+                lo, hi = map(_num, entry["methods"][m][f"{metric}_ci95"])
                 if all(math.isfinite(t) for t in (v, lo, hi)):
                     ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], color="tab:blue", alpha=0.35, linewidth=0.7,
                                 zorder=2)
                 ax.scatter([x], [v], s=12, color="tab:gray" if faded else "tab:blue", zorder=3, linewidths=0)
         for i, m in enumerate(methods):
             pooled = summary["pooled"][m]
-            v = pooled[metric]
-            lo, hi = pooled[f"{metric}_ci95"]
+            v = _num(pooled[metric])
+            lo, hi = map(_num, pooled[f"{metric}_ci95"])
             if math.isfinite(v):
                 err = [[v - lo], [hi - v]] if math.isfinite(lo) and math.isfinite(hi) else None
                 ax.errorbar(i + 0.3, v, yerr=err, fmt="D", color="black", markersize=4, capsize=3, zorder=4)
@@ -58,7 +63,7 @@ def method_comparison(summary: dict, stem):
 def healing_distribution(slice_rows: list[dict], stem):
     names = [("healing_index", "vs original"), ("healing_index_control", "control-corrected"),
              ("healing_index_normative", "vs normative mean")]
-    data = [np.array([r[key] for r in slice_rows], dtype=float) for key, _ in names]
+    data = [np.array([_num(r[key]) for r in slice_rows], dtype=float) for key, _ in names]
     data = [d[np.isfinite(d)] for d in data]
     keep = [i for i, d in enumerate(data) if d.size]
     fig = _figure(4.6, 3.2)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from stylefa.study.report import _e, fmt, mean_ci, table
 
-METRIC_LABELS = (("auroc", "AUROC"), ("ap", "AUPRC"), ("best_dice", "best Dice"), ("dice_healthy", "Dice @ healthy thr."))
+METRIC_LABELS = (("auroc", "AUROC"), ("ap", "AUPRC"), ("best_dice", "best Dice"),
+                 ("dice_healthy", "Dice @ healthy thr."))
 
 
 def _value_ci(entry: dict, metric: str, digits: int = 3) -> str:
@@ -60,7 +61,8 @@ def lesion_section(lesions: dict) -> str:
             for k, label in METRIC_LABELS:
                 t = by_metric.get(k)
                 if t:
-                    rows.append([_e(pair), label, str(t["n"]), fmt(t["median_difference"], 3), fmt(t.get("p_value"), 3)])
+                    rows.append([_e(pair), label, str(t["n"]), fmt(t["median_difference"], 3),
+                                 fmt(t.get("p_value"), 3)])
         parts.append("<h3>Paired Wilcoxon signed-rank tests over patients</h3>")
         parts.append(table(["methods", "metric", "patients", "median difference", "p"], rows, left=2))
 

@@ -31,7 +31,8 @@ def _slice(rng, patient, lesion_size, shift=0.3, key="s"):
 
 def _evaluated():
     rng = np.random.default_rng(0)
-    items = [_slice(rng, "p1", 36, key=f"a{i}") for i in range(3)] + [_slice(rng, "p2", 9, key=f"b{i}") for i in range(2)]
+    items = [_slice(rng, "p1", 36, key=f"a{i}") for i in range(3)]
+    items += [_slice(rng, "p2", 9, key=f"b{i}") for i in range(2)]
     return items, lesion_eval.evaluate_lesions(items, n_boot=200, seed=1)
 
 
@@ -99,3 +100,65 @@ def test_lesion_report_section_and_figures(tmp_path):
                        (lambda st: healing_distribution(slice_rows, st), "fig6")):
         png, pdf = draw(tmp_path / stem)
         assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_control_projection_uses_the_lesion_seed():
+    """Same seed id + same image = the same projection; the control differs only by its input."""
+    from stylefa.nets.checkpoint import create_networks
+    from stylefa.nets.config import GeneratorConfig, MappingConfig, SynthesisConfig
+    from stylefa.project.config import ProjectConfig
+    from stylefa.project.perceptual import PerceptualSpec, load_perceptual
+    from stylefa.study.runner import Target, project_targets
+
+    g = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=16, mapping=MappingConfig(num_layers=1),
+                        synthesis=SynthesisConfig(channel_base=64, channel_max=8))
+    G = create_networks(g)["G"]
+    image = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    config = ProjectConfig(steps=2, w_avg_samples=16)
+    distance = load_perceptual(PerceptualSpec(name="mse"), device="cpu")
+
+    def run(folder, targets):
+        return project_targets(G, targets, config, distance, folder, batch_size=2, w_avg_samples=16)
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a = run(Path(tmp) / "a", [Target("x__lesion-p", image, None, None), Target("x__control-p", image, None, None,
+                                                                                       seed_id="x__lesion-p")])
+        b = run(Path(tmp) / "b", [Target("x__control-p", image, None, None)])
+    np.testing.assert_array_equal(a["x__lesion-p"], a["x__control-p"])
+    assert not np.array_equal(a["x__control-p"], b["x__control-p"])
+
+
+def test_control_cases_pair_each_lesion_case():
+    from stylefa.study.lesion_study import control_cases
+    from stylefa.study.study import Case
+
+    fa = np.full((4, 4), 0.5, np.float32)
+    lesion = np.zeros((4, 4), bool)
+    lesion[1, 1] = True
+    cases = [Case("k__none", "k", "none", fa, fa, None, None, lesion | True),
+             Case("k__lesion-patient07", "k", "lesion:patient07", fa, fa * 0.6, None, None, lesion | True, lesion,
+                  flair=fa)]
+    controls = control_cases(cases)
+    assert list(controls) == ["k__lesion-patient07"]
+    control = controls["k__lesion-patient07"]
+    assert control.target_id == "k__control-patient07" and control.seed_id == "k__lesion-patient07"
+    assert control.modified is fa and control.lesion is None and control.flair is None
+
+
+def test_expand_paths_and_pair_flairs(tmp_path):
+    for name in ("patient02_mask.nii.gz", "patient01_mask.nii.gz", "patient01_FLAIR.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    masks = expand_paths([str(tmp_path / "patient*_mask.nii.gz")], "lesion mask")
+    assert [m.split("/")[-1] for m in masks] == ["patient01_mask.nii.gz", "patient02_mask.nii.gz"]
+    with pytest.raises(InputError, match="no lesion mask file matches"):
+        expand_paths([str(tmp_path / "nobody*.nii.gz")], "lesion mask")
+    assert expand_paths(["plain.nii.gz"], "x") == ["plain.nii.gz"]  # no wildcard: kept (checked when read)
+    flair = str(tmp_path / "patient01_FLAIR.nii.gz")
+    assert pair_flairs(masks, [flair]) == [flair, None]  # by patient name, whatever the order
+    assert pair_flairs(masks[::-1], [flair]) == [None, flair]
+    assert pair_flairs(masks, ["a.nii.gz"]) == ["a.nii.gz", None]  # names that match no mask: by order
+    with pytest.raises(InputError, match="FLAIR file"):
+        pair_flairs(masks[:1], ["a.nii.gz", "b.nii.gz"])

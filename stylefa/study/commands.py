@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     study.add_argument("--normative", nargs="+", default=[], metavar="FA",
                        help="lesion-free FA (NIfTI files/globs or a prepared dataset: its train split) for the "
                             "normative |z| baseline; default: the dataset's train split when --data is a dataset")
+    study.add_argument("--wplus-residual", action="store_true",
+                       help="also project every lesion slice and its control in W+ and score that residual "
+                            "(doubles the lesion projections)")
     study.add_argument("--template", default=None,
                        help="FA template for the |FA - template| baseline (default: $STYLEFA_TEMPLATE, tractseg, "
                             "or the cache)")
@@ -84,7 +87,7 @@ def _run_study(args: argparse.Namespace) -> int:
         conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
         lesion_slices=args.lesion_slices, lesion_placement=args.lesion_placement, normative=list(args.normative),
-        template=args.template, lesion_reduction=args.lesion_reduction,
+        template=args.template, wplus_residual=args.wplus_residual, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,
         lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,

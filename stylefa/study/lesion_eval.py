@@ -6,6 +6,7 @@ twice with the same seed: lesioned (``L`` -> ``P``) and without the lesion (the 
 mask) against the same label (the lesion mask):
 
 - ``residual``  = |P - L|        (the GAN residual)
+- ``residual_wplus`` = |P+ - L|  (the residual of a W+ projection, when asked for)
 - ``normative`` = |z(L)|         (``stylefa.study.baselines.NormativeModel``)
 - ``template``  = |L - template| (``stylefa.study.baselines.TemplateFA``)
 
@@ -37,8 +38,9 @@ import numpy as np
 
 from stylefa.study import detection, healing, metrics, stats
 
-METHODS = ("residual", "normative", "template")
-METHOD_LABELS = {"residual": "GAN residual |projection − input|", "normative": "normative |z|",
+METHODS = ("residual", "residual_wplus", "normative", "template")
+METHOD_LABELS = {"residual": "GAN residual |projection − input|",
+                 "residual_wplus": "GAN residual after W+ projection", "normative": "normative |z|",
                  "template": "|FA − template FA|"}
 MIN_SLICE_LESION_PIXELS = 20
 MIN_BOOTSTRAP_CLUSTERS = 3
@@ -66,6 +68,8 @@ class LesionSlice:
     healthy: dict = field(default_factory=dict)  # method -> score of the lesion-free original
     normative_mean: np.ndarray | None = None
     lpips: dict = field(default_factory=dict)  # "lesioned" / "control" -> LPIPS vs input
+    # Other projections scored as residuals: method -> (projection of L, projection of O).
+    extra: dict = field(default_factory=dict)
 
     @property
     def lesion_pixels(self) -> int:
@@ -76,6 +80,9 @@ def score_slice(item: LesionSlice, normative=None, template=None, plane=None) ->
     """Fill ``item.scores`` / ``item.healthy`` for every available method."""
     item.scores["residual"] = np.abs(item.projection.astype(np.float64) - item.lesioned)
     item.healthy["residual"] = np.abs(item.control.astype(np.float64) - item.original)
+    for method, (projection, control) in item.extra.items():
+        item.scores[method] = np.abs(projection.astype(np.float64) - item.lesioned)
+        item.healthy[method] = np.abs(control.astype(np.float64) - item.original)
     if normative is not None:
         item.scores["normative"] = normative.score(item.lesioned, item.z_mm)
         item.healthy["normative"] = normative.score(item.original, item.z_mm)

@@ -98,8 +98,22 @@ def _write_csv(path: Path, columns, rows) -> None:
     write_text(path, buffer.getvalue())
 
 
+def project_wplus(G, targets, project_config, distance, folder: Path, settings: dict, *, batch_size: int,
+                  device: str, w_avg_samples: int) -> dict:
+    """The lesion and control targets projected again in W+ (one w per layer), resumable in ``folder``."""
+    from dataclasses import replace
+
+    from stylefa.fileio import check_run_settings
+    from stylefa.study.runner import project_targets
+
+    config = replace(project_config, space="w+")
+    check_run_settings(folder, {**settings, "project": config.to_dict()}, "projections_wplus")
+    return project_targets(G, targets, config, distance, folder, batch_size=batch_size, device=device,
+                           w_avg_samples=w_avg_samples)
+
+
 def evaluate_study_lesions(cases, controls: dict, projections, lpips_values, planes, normative, template,
-                           outdir: Path, seed: int, notes: list[str]):
+                           outdir: Path, seed: int, notes: list[str], wplus: dict | None = None):
     """Score, tabulate and draw the lesion cases.
 
     Returns (summary['lesions'], report figure items, {lesion target id: its lesion_slices.csv row}).
@@ -123,6 +137,8 @@ def evaluate_study_lesions(cases, controls: dict, projections, lpips_values, pla
             projection=projections[case.target_id], control=projections[control.target_id],
             lpips={"lesioned": lpips_values.get(case.target_id, {}).get("input", float("nan")),
                    "control": lpips_values.get(control.target_id, {}).get("input", float("nan"))})
+        if wplus:
+            item.extra["residual_wplus"] = (wplus[case.target_id], wplus[control.target_id])
         items.append(lesion_eval.score_slice(item, normative, template, info.plane))
         ids.append(case.target_id)
     slice_rows, patient_rows, summary = lesion_eval.evaluate_lesions(items, seed=seed, notes=notes,

@@ -40,6 +40,7 @@ class StudyConfig:
     # Lesion-free FA for the normative baseline (a prepared dataset: its train split; or FA files).
     normative: list[str] = field(default_factory=list)
     template: str | None = None  # FA template for the template baseline (None: the usual places)
+    wplus_residual: bool = False  # also project lesion slices and controls in W+ and score that residual
     split: str = "test"
     max_slices: int = 8
     lesion_slices: int = 2  # per lesion mask
@@ -345,6 +346,15 @@ def run_study(config: StudyConfig) -> StudyResult:
                                   batch_size=config.batch_size, device=config.device,
                                   w_avg_samples=config.w_avg_samples)
 
+    wplus = None
+    if config.wplus_residual and controls:
+        from stylefa.study.lesion_study import project_wplus
+
+        ids = set(controls) | {c.target_id for c in controls.values()}
+        wplus = project_wplus(G, [t for t in targets if t.id in ids], project_config, distance,
+                              outdir / "projections_wplus", settings, batch_size=config.batch_size,
+                              device=config.device, w_avg_samples=config.w_avg_samples)
+
     lpips_values: dict = {}
     perceptual_record = distance.record.to_dict()
     if config.lpips_metric:
@@ -370,7 +380,8 @@ def run_study(config: StudyConfig) -> StudyResult:
     lesion_figures, slice_scores = [], {}
     if controls:
         summary["lesions"], lesion_figures, slice_scores = evaluate_study_lesions(
-            cases, controls, projections, lpips_values, planes, normative, template, outdir, config.seed, notes)
+            cases, controls, projections, lpips_values, planes, normative, template, outdir, config.seed, notes,
+            wplus)
     summary_json = outdir / "summary.json"
     write_json(summary_json, _json_safe(summary))
 

@@ -12,6 +12,7 @@ import pytest
 
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
+from stylefa.errors import InputError
 
 from .volumes import MNI_2MM, SHAPE, world
 
@@ -301,3 +302,22 @@ def test_study_on_a_prepared_dataset(inputs, tmp_path):
     assert settings["training_slicing"]["grid"]["levels_mm"] == TRAINING_GEOMETRY["levels_mm"]
     # The dataset was cut on other levels than the training data: the report says so.
     assert "differs from that of the network" in (out / "report.html").read_text()
+
+
+def test_lesion_placement_one_or_all_scans(inputs):
+    from stylefa.study.inputs import NiftiSource, training_slicing
+    from stylefa.study.lesion_study import control_cases
+    from stylefa.study.lesions import LesionModel, load_lesion_volume
+    from stylefa.study.study import build_lesion_cases
+
+    source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], training_slicing(None, 32, "G"))
+    mask = load_lesion_volume(inputs / "patient99_lesionmask.nii.gz")
+    one = build_lesion_cases(source, [mask], LesionModel(), 2, "one")
+    both = build_lesion_cases(source, [mask], LesionModel(), 2, "all")
+    assert {c.slice_key.split("_")[0] for c in one} == {"sub-01"}
+    assert {c.slice_key.split("_")[0] for c in both} == {"sub-01", "sub-02"} and len(both) == 4
+    assert len({c.target_id for c in both}) == 4
+    controls = control_cases(both)
+    assert all(controls[c.target_id].seed_id == c.target_id for c in both)
+    with pytest.raises(InputError, match="placement"):
+        build_lesion_cases(source, [mask], LesionModel(), 2, "some")

@@ -432,7 +432,9 @@ def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slice
         out["Fig. 2 — conditions and their projections"].append(
             (png, f"{key}: inputs (top), projections (middle, SSIM vs original inside the brain), "
                   "projection − unmodified original (bottom)"))
-    for case in [c for c in cases if c.lesion is not None][: 2 * max_slices]:
+    # Patients with a FLAIR first: those panels show the lesions as clinicians see them.
+    lesion_cases = sorted((c for c in cases if c.lesion is not None), key=lambda c: c.flair is None)
+    for case in lesion_cases[: 2 * max_slices]:
         r = slice_scores.get(case.target_id, {})
         png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{safe_name(case.condition)}",
                    case.modified, projections[case.target_id], case.lesion, flair=case.flair,
@@ -440,7 +442,7 @@ def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slice
                    scores={"AUROC": r.get("auroc_residual"), "AP": r.get("ap_residual"),
                            "HI": r.get("healing_index")})
         out["Fig. 3 — lesions"].append((png, f"{case.slice_key}, {case.condition}: lesion outline in cyan; "
-                                             "scores of |projection − lesioned input|"))
+                                             "AUROC/AP of |projection − lesioned input|, HI = healing index"))
     for metric, region in (("ssim", "brain"), ("mse", "brain"), ("ssim", "cortex")):
         values: dict[str, list[float]] = {}
         for r in rows:

@@ -71,10 +71,25 @@ def healing_distribution(slice_rows: list[dict], stem):
     if keep:
         ax.boxplot([data[i] for i in keep], positions=[i + 1 for i in keep], widths=0.5, showfliers=False,
                    medianprops={"color": "black"})
+    # A few slices with a shallow lesion give extreme ratios: show them on the axis limits as triangles.
+    finite = np.concatenate([data[i] for i in keep]) if keep else np.zeros(1)
+    lo = min(-0.25, float(np.percentile(finite, 2)))
+    hi = max(1.25, float(np.percentile(finite, 98)))
     rng = np.random.default_rng(0)
+    outside = 0
     for i in keep:
-        ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, data[i].size), data[i], s=7, alpha=0.6, color="tab:purple",
-                   linewidths=0)
+        x = i + 1 + rng.uniform(-0.15, 0.15, data[i].size)
+        inside = (data[i] >= lo) & (data[i] <= hi)
+        ax.scatter(x[inside], data[i][inside], s=7, alpha=0.6, color="tab:purple", linewidths=0)
+        for mask, y, marker in ((data[i] > hi, hi, "^"), (data[i] < lo, lo, "v")):
+            ax.scatter(x[mask], np.full(mask.sum(), y), s=14, marker=marker, color="tab:purple", linewidths=0,
+                       clip_on=False)
+        outside += int((~inside).sum())
+    pad = 0.03 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
+    if outside:
+        ax.text(0.99, 0.01, f"{outside} value(s) beyond the axis (triangles)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="0.4")
     ax.axhline(1.0, color="tab:green", linestyle="--", linewidth=0.8)
     ax.axhline(0.0, color="tab:red", linestyle="--", linewidth=0.8)
     ax.set_xticks(range(1, len(names) + 1))

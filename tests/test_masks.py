@@ -43,11 +43,11 @@ def test_lesion_mask_covering_the_brain_is_refused(tmp_path):
 
 
 def test_flair_pairs_one_to_one():
-    assert lesions.pair_flair(["a", "b"], []) == [None, None]
-    assert lesions.pair_flair(["a", "b"], ["fa", "fb"]) == ["fa", "fb"]
+    assert lesions.pair_flairs(["a", "b"], []) == [None, None]
+    assert lesions.pair_flairs(["a", "b"], ["fa", "fb"]) == ["fa", "fb"]
     for masks, flairs in ((["a", "b"], ["f"]), ([], ["f"]), (["a"], ["f", "g"])):
-        with pytest.raises(InputError, match="give no FLAIR or exactly one per mask"):
-            lesions.pair_flair(masks, flairs)
+        with pytest.raises(InputError, match="give no FLAIR, exactly one per mask"):
+            lesions.pair_flairs(masks, flairs)
 
 
 def test_mask_given_as_flair_is_refused(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-LESIONS_HELP = ("binary lesion masks (NIfTI, same world space as the FA, at most 250 mL of lesion each), e.g. "
-                "patientNN_space-MNI_lesionmask.nii.gz; see docs/inputs.md")
-FLAIR_HELP = ("FLAIR images: none, or exactly one per --lesions mask, in the same order and on its voxel grid")
+LESIONS_HELP = ("binary lesion masks (NIfTI, same world space as the FA, at most 250 mL of lesion each) or quoted "
+                "globs, e.g. 'ms/patient*_space-MNI_lesionmask.nii.gz'; see docs/inputs.md")
+FLAIR_HELP = ("FLAIR images (or globs) on the voxel grid of their lesion mask, each paired with exactly one mask: "
+              "by patient name (patientNN_..._FLAIR with patientNN_..._lesionmask) when every FLAIR names a "
+              "mask, else in the order of --lesions, which then needs one FLAIR per mask")
 
 
 def register(subparsers) -> None:
@@ -41,7 +43,19 @@ def register(subparsers) -> None:
                        help="relative FA reduction at the lesion core (default 0.4)")
     study.add_argument("--lesion-sigma", type=float, default=1.0,
                        help="Gaussian sigma (mm) of the lesion border (default 1)")
-    study.add_argument("--lesion-slices", type=int, default=2, help="slices per lesion mask (default 2)")
+    study.add_argument("--lesion-slices", type=int, default=2,
+                       help="slices per lesion mask and scan (default 2; per-patient CIs need >= 3 in all)")
+    study.add_argument("--lesion-placement", choices=("one", "all"), default="one",
+                       help="one: mask i on scan i mod n (default); all: every mask on every scan")
+    study.add_argument("--normative", nargs="+", default=[], metavar="FA",
+                       help="lesion-free FA (NIfTI files/globs or a prepared dataset: its train split) for the "
+                            "normative |z| baseline; default: the dataset's train split when --data is a dataset")
+    study.add_argument("--wplus-residual", action="store_true",
+                       help="also project every lesion slice and its control in W+ and score that residual "
+                            "(doubles the lesion projections)")
+    study.add_argument("--template", default=None,
+                       help="FA template for the |FA - template| baseline (default: $STYLEFA_TEMPLATE, tractseg, "
+                            "or the cache)")
     study.add_argument("--split", default="test", help="dataset split (default test)")
     study.add_argument("--max-slices", type=int, default=8, help="slices to study (default 8)")
     study.add_argument("--steps", type=int, default=1000, help="projection steps (default 1000)")
@@ -83,7 +97,8 @@ def _run_study(args: argparse.Namespace) -> int:
         conditions=args.conditions, lesions=list(args.lesions), flair=list(args.flair),
         lesion_threshold=args.lesion_threshold,
         synthetic_lesions=args.synthetic_lesions, split=args.split, max_slices=args.max_slices,
-        lesion_slices=args.lesion_slices, lesion_reduction=args.lesion_reduction,
+        lesion_slices=args.lesion_slices, lesion_placement=args.lesion_placement, normative=list(args.normative),
+        template=args.template, wplus_residual=args.wplus_residual, lesion_reduction=args.lesion_reduction,
         lesion_sigma_mm=args.lesion_sigma, steps=args.steps, perceptual=args.perceptual, vgg16=args.vgg16,
         lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,

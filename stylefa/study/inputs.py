@@ -66,9 +66,10 @@ def check_network(network) -> Slicing:
 def check_lesion_inputs(lesions: list, flair: list, threshold: float | None = None) -> None:
     """Read every lesion mask and FLAIR once (the rules of ``stylefa.study.lesions``) so that a bad
     file stops a command before it writes anything."""
-    from stylefa.study.lesions import load_lesion_volume, pair_flair
+    from stylefa.study.lesions import expand_paths, load_lesion_volume, pair_flairs
 
-    for mask, flair_path in zip(lesions, pair_flair(lesions, flair)):
+    masks = expand_paths(lesions, "lesion mask")
+    for mask, flair_path in zip(masks, pair_flairs(masks, expand_paths(flair, "FLAIR"))):
         load_lesion_volume(mask, flair_path, threshold)
 
 

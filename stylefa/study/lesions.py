@@ -152,12 +152,47 @@ def lesion_mask_from(data: np.ndarray, affine: np.ndarray, path, threshold: floa
     return mask
 
 
-def pair_flair(masks: list, flairs: list) -> list:
-    """The FLAIR of each lesion mask (None each when none is given): one FLAIR per mask, in order."""
-    if flairs and len(flairs) != len(masks):
-        raise InputError(f"{len(flairs)} FLAIR file(s) for {len(masks)} lesion mask(s): give no FLAIR or exactly "
-                         "one per mask, in the order of the masks")
-    return list(flairs) if flairs else [None] * len(masks)
+def lesion_name(path) -> str:
+    """The patient name a mask or FLAIR file gives: ``patient07_space-MNI_lesionmask.nii.gz`` -> ``patient07``."""
+    return Path(path).name.split("_")[0].split(".")[0]
+
+
+def expand_paths(patterns, what: str) -> list[str]:
+    """Paths with shell wildcards (``*?[``) expanded here (sorted), so quoted globs work too.
+
+    A pattern that matches nothing -> ``InputError``; a path without wildcards is kept as given.
+    """
+    import glob
+
+    out = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        if glob.has_magic(pattern) and not Path(pattern).exists():
+            matches = sorted(glob.glob(os.path.expanduser(pattern)))
+            if not matches:
+                raise InputError(f"no {what} file matches this pattern", pattern)
+            out.extend(matches)
+        else:
+            out.append(pattern)
+    return out
+
+
+def pair_flairs(masks: list[str], flairs: list[str]) -> list[str | None]:
+    """The FLAIR of each mask (or None), one to one: by patient name when every FLAIR's name
+    prefix names a distinct mask (``patient07_..._FLAIR`` goes with ``patient07_..._lesionmask``;
+    masks without a FLAIR get None), else in the order of the masks, which then needs exactly
+    one FLAIR per mask. Anything else -> ``InputError``."""
+    if not flairs:
+        return [None] * len(masks)
+    mask_names = [lesion_name(m) for m in masks]
+    flair_names = [lesion_name(f) for f in flairs]
+    if len(set(flair_names)) == len(flairs) and set(flair_names) <= set(mask_names):
+        by_name = dict(zip(flair_names, flairs))
+        return [by_name.get(name) for name in mask_names]
+    if len(flairs) != len(masks):
+        raise InputError(f"{len(flairs)} FLAIR file(s) for {len(masks)} lesion mask(s): give no FLAIR, exactly one "
+                         "per mask in the order of the masks, or name them like their masks (patientNN_...)")
+    return list(flairs)
 
 
 def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLike | None = None,
@@ -180,7 +215,7 @@ def load_lesion_volume(mask_path: str | os.PathLike, flair_path: str | os.PathLi
             raise InputError("FLAIR image holds at most 2 distinct values: is it a mask? (--flair takes the "
                              "FLAIR images, --lesions the masks)", flair_path)
         flair = flair_volume.data
-    name = Path(mask_path).name.split("_")[0].split(".")[0]
+    name = lesion_name(mask_path)
     return LesionVolume(
         name=name,
         mask=mask,

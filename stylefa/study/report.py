@@ -114,17 +114,10 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
         parts.append("<h2>Paired Wilcoxon signed-rank tests (SSIM vs original)</h2>")
         parts.append(table(["comparison", "region", "n pairs", "median ΔSSIM", "p"], rows, left=2))
 
-    lesions = summary.get("lesions")
-    if lesions:
-        rows = []
-        for vs, entry in lesions.items():
-            rows.append([_e(vs), str(entry["auroc"]["n"]), mean_ci(entry["auroc"], 3), mean_ci(entry["ap"], 3),
-                         mean_ci(entry["dice"], 3), mean_ci(entry["mean_diff_lesion"], 3),
-                         mean_ci(entry["mean_diff_outside"], 3)])
-        parts.append("<h2>Lesions: does the difference map find them?</h2>")
-        parts.append("<p class='note'>Score = |projection − reference| inside the brain; label = lesion mask. "
-                     "Dice at Otsu's threshold of the in-brain scores.</p>")
-        parts.append(table(["score", "n", "AUROC", "AP", "Dice", "mean |Δ| lesion", "mean |Δ| outside"], rows))
+    if summary.get("lesions"):
+        from stylefa.study.lesion_report import lesion_section
+
+        parts.append(lesion_section(summary["lesions"]))
 
     for section, items in figures.items():
         if items:

@@ -1,8 +1,8 @@
 """Resumable projection of the study's targets (one ``.npy`` of FA per target).
 
 Uses ``stylefa.project.projector.project_batch``; each target's trajectory depends only on
-its id and the run seed, so batches can be cut anywhere and a killed run resumes where it
-stopped: finished targets are read back instead of projected again.
+its seed id (normally its id) and the run seed, so batches can be cut anywhere and a killed
+run resumes where it stopped: finished targets are read back instead of projected again.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ class Target:
     fa: np.ndarray  # float32 [R, R], what the projector sees
     known: np.ndarray | None  # bool [R, R]; None = all pixels known
     label: np.ndarray | None
+    # The projection's random start and noise come from this id (default: ``id``); a lesion's
+    # control uses its lesioned twin's, so both start from the same latent.
+    seed_id: str | None = None
 
 
 def project_targets(G, targets: list[Target], config, distance, folder: Path, *, batch_size: int = 8,
@@ -53,8 +56,8 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
         labels = None
         if G.c_dim:
             labels = torch.from_numpy(np.stack([t.label for t in batch])).float().to(device)
-        result = project_batch(G, images, distance, config, w_stats, [t.id for t in batch], masks=masks,
-                               labels=labels)
+        seed_ids = [t.seed_id or t.id for t in batch]
+        result = project_batch(G, images, distance, config, w_stats, seed_ids, masks=masks, labels=labels)
         fa = ((result.images[:, 0].detach().float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
         for target, image in zip(batch, fa):
             write_npy(folder / f"{target.id}.npy", image.astype(np.float32))

@@ -23,6 +23,7 @@ import numpy as np
 from stylefa.errors import InputError
 from stylefa.fileio import file_digest, safe_name
 from stylefa.study.conditions import DEFAULT_CONDITIONS, parse_conditions
+from stylefa.study.lesion_study import control_cases, evaluate_study_lesions, load_baselines
 from stylefa.study.lesions import LesionModel
 
 
@@ -36,6 +37,11 @@ class StudyConfig:
     flair: list[str] = field(default_factory=list)  # none, or one per lesion mask in order
     lesion_threshold: float | None = None  # lesion masks are probability maps cut at this value
     synthetic_lesions: bool = False  # a built-in synthetic mask when no --lesions are given
+    lesion_placement: str = "one"  # "one": mask i on scan i mod n; "all": every mask on every scan
+    # Lesion-free FA for the normative baseline (a prepared dataset: its train split; or FA files).
+    normative: list[str] = field(default_factory=list)
+    template: str | None = None  # FA template for the template baseline (None: the usual places)
+    wplus_residual: bool = False  # also project lesion slices and controls in W+ and score that residual
     split: str = "test"
     max_slices: int = 8
     lesion_slices: int = 2  # per lesion mask
@@ -93,6 +99,7 @@ class Case:
     brain: np.ndarray
     lesion: np.ndarray | None = None
     flair: np.ndarray | None = None
+    seed_id: str | None = None  # projection seed from this id instead of target_id (lesion controls)
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -129,8 +136,10 @@ def build_condition_cases(source, items, conditions, seed: int) -> list[Case]:
     return cases
 
 
-def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int) -> list[Case]:
-    """Each lesion mask goes on one scan (round robin), on its slices with most lesion load."""
+def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int,
+                       placement: str = "one") -> list[Case]:
+    """Each lesion mask goes on one scan (round robin; ``placement="all"``: on every scan), on
+    that scan's slices with most lesion load."""
     from dataclasses import replace
 
     from stylefa.study.lesions import (
@@ -145,8 +154,12 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
         scans.setdefault(item.scan, []).append(item)
     names = list(scans)
     cases = []
-    for index, volume in enumerate(lesion_volumes):
-        items = scans[names[index % len(names)]]
+    if placement not in ("one", "all"):
+        raise InputError(f"lesion placement must be 'one' or 'all', got {placement!r}")
+    placements = [(volume, scan) for index, volume in enumerate(lesion_volumes)
+                  for scan in (names if placement == "all" else [names[index % len(names)]])]
+    for volume, scan in placements:
+        items = scans[scan]
         slices = [source.load(item) for item in items]
         # All slices of one scan share the in-plane grid: sample the mask on all levels at once.
         grid = replace(items[0].plane, levels_mm=tuple(item.z_mm for item in items))
@@ -176,10 +189,11 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
 
 
 def load_lesion_inputs(config: StudyConfig):
-    from stylefa.study.lesions import load_lesion_volume, pair_flair, synthetic_lesion_volume
+    from stylefa.study.lesions import expand_paths, load_lesion_volume, pair_flairs, synthetic_lesion_volume
 
-    volumes = [load_lesion_volume(path, flair, config.lesion_threshold)
-               for path, flair in zip(config.lesions, pair_flair(config.lesions, config.flair))]
+    masks = expand_paths(config.lesions, "lesion mask")
+    flairs = pair_flairs(masks, expand_paths(config.flair, "FLAIR"))
+    volumes = [load_lesion_volume(path, flair, config.lesion_threshold) for path, flair in zip(masks, flairs)]
     names = [safe_name(v.name, "lesion") for v in volumes]
     if len(set(names)) != len(names):
         raise InputError(f"lesion masks must have distinct name prefixes, got {', '.join(names)}")
@@ -205,11 +219,10 @@ def compute_lpips(distance, cases, projections, device) -> dict[str, dict[str, f
     return out
 
 
-def measure(cases, projections, planes, priors, lpips_values) -> tuple[list[dict], list[dict]]:
-    from stylefa.study.detection import lesion_detection
+def measure(cases, projections, planes, priors, lpips_values) -> list[dict]:
     from stylefa.study.tables import image_rows
 
-    rows, lesion_rows = [], []
+    rows = []
     region_cache: dict[str, dict] = {}
     for case in cases:
         info = planes[case.slice_key]
@@ -224,13 +237,7 @@ def measure(cases, projections, planes, priors, lpips_values) -> tuple[list[dict
                     "condition": case.condition, "comparison": comparison,
                     "lpips": lpips_values.get(case.target_id, {}).get(comparison, math.nan)}
             rows.extend(image_rows(base, reference, projection, regions))
-            if case.lesion is not None:
-                det = lesion_detection(projection - reference, case.lesion, case.brain)
-                lesion_rows.append({"slice": case.slice_key, "subject": info.subject, "z_mm": info.z_mm,
-                                    "lesion": case.condition, "lesion_pixels": int(case.lesion.sum()),
-                                    "score_vs": "lesioned input" if comparison == "input" else "un-lesioned original",
-                                    **det.to_dict()})
-    return rows, lesion_rows
+    return rows
 
 
 def _model_card(network: str, provenance) -> str | None:
@@ -277,12 +284,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     from stylefa.study.regions import TissuePriors
     from stylefa.study.report import build_report
     from stylefa.study.runner import Target, project_targets
-    from stylefa.study.tables import (
-        LESION_COLUMNS,
-        ROW_COLUMNS,
-        summarize_lesions,
-        summarize_rows,
-    )
+    from stylefa.study.tables import ROW_COLUMNS, summarize_rows
 
     if config.max_slices < 1:
         raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
@@ -305,22 +307,25 @@ def run_study(config: StudyConfig) -> StudyResult:
                      "network's training data; see settings.slicing.")
     chosen = [source.items[i] for i in spread(config.max_slices, len(source.items))]
     cases = build_condition_cases(source, chosen, conditions, config.seed)
-    cases += build_lesion_cases(source, lesion_volumes, model, config.lesion_slices)
+    cases += build_lesion_cases(source, lesion_volumes, model, config.lesion_slices, config.lesion_placement)
+    controls = control_cases(cases)
+    normative, template = load_baselines(config, source, notes) if controls else (None, None)
     planes = {item.key: item for item in source.items}
 
     try:
         project_config = ProjectConfig(steps=config.steps, w_avg_samples=config.w_avg_samples)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    targets = [Target(c.target_id, c.modified, c.known, None) for c in cases]
+    projected = cases + list(controls.values())
+    targets = [Target(c.target_id, c.modified, c.known, None, c.seed_id) for c in projected]
     if G.c_dim:
-        needed = {c.slice_key for c in cases}
+        needed = {c.slice_key for c in projected}
         labels = {item.key: source.load(item).label for item in source.items if item.key in needed}
         if any(label is None or np.asarray(label).shape != (G.c_dim,) for label in labels.values()):
             raise InputError(
                 f"the generator is conditional (c_dim {G.c_dim}): --data must be a prepared dataset whose "
                 f"labels have {G.c_dim} entries", config.network)
-        targets = [Target(t.id, t.fa, t.known, labels[c.slice_key]) for t, c in zip(targets, cases)]
+        targets = [Target(t.id, t.fa, t.known, labels[c.slice_key], t.seed_id) for t, c in zip(targets, projected)]
     distance = load_perceptual(config.perceptual_spec(), device=config.device)
     # Everything that decides a projection's pixels; a resumed run must match all of it.
     settings = {
@@ -344,13 +349,22 @@ def run_study(config: StudyConfig) -> StudyResult:
                                   batch_size=config.batch_size, device=config.device,
                                   w_avg_samples=config.w_avg_samples)
 
+    wplus = None
+    if config.wplus_residual and controls:
+        from stylefa.study.lesion_study import project_wplus
+
+        ids = set(controls) | {c.target_id for c in controls.values()}
+        wplus = project_wplus(G, [t for t in targets if t.id in ids], project_config, distance,
+                              outdir / "projections_wplus", settings, batch_size=config.batch_size,
+                              device=config.device, w_avg_samples=config.w_avg_samples)
+
     lpips_values: dict = {}
     perceptual_record = distance.record.to_dict()
     if config.lpips_metric:
         try:
             lpips = distance if config.perceptual == "lpips-vgg16" else load_perceptual(
                 config.perceptual_spec("lpips-vgg16"), device=config.device)
-            lpips_values = compute_lpips(lpips, cases, projections, config.device)
+            lpips_values = compute_lpips(lpips, projected, projections, config.device)
             perceptual_record = {"projection": distance.record.to_dict(), "lpips_metric": lpips.record.to_dict()}
         except InputError as exc:
             notes.append(f"LPIPS column omitted: {exc}")
@@ -360,22 +374,24 @@ def run_study(config: StudyConfig) -> StudyResult:
         priors = None
         notes.append(f"Tissue regions omitted: nilearn MNI templates unavailable ({exc})")
 
-    rows, lesion_rows = measure(cases, projections, planes, priors, lpips_values)
+    rows = measure(cases, projections, planes, priors, lpips_values)
     metrics_csv = outdir / "metrics.csv"
     _write_csv(metrics_csv, ROW_COLUMNS, rows)
-    if lesion_rows:
-        _write_csv(outdir / "lesion_metrics.csv", LESION_COLUMNS, lesion_rows)
     summary = summarize_rows(rows, seed=config.seed)
     summary["n_slices"] = len(chosen)
     summary["condition_order"] = [c.name for c in conditions] + sorted({c.condition for c in cases if c.lesion is not None})
-    if lesion_rows:
-        summary["lesions"] = summarize_lesions(lesion_rows, seed=config.seed)
+    lesion_figures, slice_scores = [], {}
+    if controls:
+        summary["lesions"], lesion_figures, slice_scores = evaluate_study_lesions(
+            cases, controls, projections, lpips_values, planes, normative, template, outdir, config.seed, notes,
+            wplus)
     summary_json = outdir / "summary.json"
     write_json(summary_json, _json_safe(summary))
 
     # Figures depend only on the projections: a resumed run that projected nothing keeps them.
-    figure_items = draw_figures(cases, projections, rows, lesion_rows, outdir / "figures", config.figure_slices,
+    figure_items = draw_figures(cases, projections, rows, slice_scores, outdir / "figures", config.figure_slices,
                                 keep_existing=already_done)
+    figure_items["Fig. 6–7 — lesion detection by method and healing"] = lesion_figures
     from stylefa.study.derivatives import write_volumes_and_viewer
 
     viewer = write_volumes_and_viewer(outdir, cases, projections, source, rows, settings, perceptual_record,
@@ -389,7 +405,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     return StudyResult(outdir, report, metrics_csv, summary_json, len(projections))
 
 
-def draw_figures(cases, projections, rows, lesion_rows, folder: Path, max_slices: int,
+def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slices: int,
                  keep_existing: bool = False) -> dict:
     from stylefa.study import figures as figs
 
@@ -423,15 +439,17 @@ def draw_figures(cases, projections, rows, lesion_rows, folder: Path, max_slices
         out["Fig. 2 — conditions and their projections"].append(
             (png, f"{key}: inputs (top), projections (middle, SSIM vs original inside the brain), "
                   "projection − unmodified original (bottom)"))
-    lesion_scores = {(r["slice"], r["lesion"], r["score_vs"]): r for r in lesion_rows}
-    for case in [c for c in cases if c.lesion is not None][: 2 * max_slices]:
-        r = lesion_scores.get((case.slice_key, case.condition, "lesioned input"), {})
+    # Patients with a FLAIR first: those panels show the lesions as clinicians see them.
+    lesion_cases = sorted((c for c in cases if c.lesion is not None), key=lambda c: c.flair is None)
+    for case in lesion_cases[: 2 * max_slices]:
+        r = slice_scores.get(case.target_id, {})
         png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{safe_name(case.condition)}",
                    case.modified, projections[case.target_id], case.lesion, flair=case.flair,
                    original=case.original, brain=case.brain, title=f"{case.slice_key} {case.condition}",
-                   scores={"AUROC": r.get("auroc"), "AP": r.get("ap"), "Dice": r.get("dice")})
+                   scores={"AUROC": r.get("auroc_residual"), "AP": r.get("ap_residual"),
+                           "HI": r.get("healing_index")})
         out["Fig. 3 — lesions"].append((png, f"{case.slice_key}, {case.condition}: lesion outline in cyan; "
-                                             "scores of |projection − lesioned input|"))
+                                             "AUROC/AP of |projection − lesioned input|, HI = healing index"))
     for metric, region in (("ssim", "brain"), ("mse", "brain"), ("ssim", "cortex")):
         values: dict[str, list[float]] = {}
         for r in rows:

@@ -12,8 +12,6 @@ from stylefa.study import metrics, stats
 METRIC_COLUMNS = ("ssim", "mse", "psnr", "mae")
 ROW_COLUMNS = ("slice", "subject", "z_mm", "condition", "comparison", "region", "n_pixels",
                "ssim", "mse", "psnr", "mae", "lpips")
-LESION_COLUMNS = ("slice", "subject", "z_mm", "lesion", "lesion_pixels", "score_vs", "auroc", "ap",
-                  "mean_diff_lesion", "mean_diff_outside", "threshold", "dice")
 
 
 def image_rows(base: dict, reference: np.ndarray, projection: np.ndarray, regions: dict) -> list[dict]:
@@ -65,14 +63,3 @@ def summarize_rows(rows: list[dict], *, baseline: str = "none", n_boot: int = 20
             if not summary["tests"][f"{condition} vs {baseline}"]:
                 del summary["tests"][f"{condition} vs {baseline}"]
     return summary
-
-
-def summarize_lesions(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
-    out: dict = {}
-    by_vs: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_vs[row["score_vs"]].append(row)
-    for vs, group in by_vs.items():
-        out[vs] = {m: stats.summarize([r[m] for r in group], n_boot=n_boot, seed=seed)
-                   for m in ("auroc", "ap", "dice", "mean_diff_lesion", "mean_diff_outside")}
-    return out

@@ -12,6 +12,7 @@ import pytest
 
 from stylefa.cli import main
 from stylefa.data.nifti import make_volume, save_volume
+from stylefa.errors import InputError
 
 from .volumes import MNI_2MM, SHAPE, world
 
@@ -61,7 +62,9 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     for name in ("G.safetensors", "patient99_lesionmask.nii.gz", "sub-01_FA.nii.gz"):
         shutil.copy(inputs / name, mine / name)
     argv = _args(inputs, out, "--lesions", str(mine / "patient99_lesionmask.nii.gz"),
-                 "--flair", str(inputs / "patient99_FLAIR.nii.gz"))
+                 "--flair", str(inputs / "patient99_FLAIR.nii.gz"),
+                 # Baselines: any lesion-free FA serve for the plumbing checked here.
+                 "--normative", str(inputs / "sub-*_FA.nii.gz"), "--template", str(inputs / "sub-02_FA.nii.gz"))
     argv[argv.index("--network") + 1] = str(mine / "G.safetensors")
     argv[argv.index(str(inputs / "sub-01_FA.nii.gz"))] = str(mine / "sub-01_FA.nii.gz")
     assert main(argv) == 0
@@ -95,12 +98,20 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     assert float(row["mse"]) == pytest.approx(np.mean((original.astype(float) - projection) ** 2), rel=1e-4)
 
     lesion_rows = list(csv.DictReader(io.StringIO((out / "lesion_metrics.csv").read_text())))
-    assert len(lesion_rows) == 4  # 2 slices x 2 references
+    methods = ("residual", "normative", "template")
+    assert [(r["patient"], r["method"]) for r in lesion_rows] == [(p, m) for p in ("patient99", "ALL") for m in methods]
     assert all(0 <= float(r["auroc"]) <= 1 for r in lesion_rows)
+    slice_rows = list(csv.DictReader(io.StringIO((out / "lesion_slices.csv").read_text())))
+    assert len(slice_rows) == 2 and all(int(r["lesion_pixels"]) > 0 for r in slice_rows)
+    # Every lesion slice has its control, projected from the same seed as the lesioned slice.
+    assert len(list((out / "projections").glob("*__control-patient99.npy"))) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["conditions"]["none"]["original"]["brain"]["ssim"]["n"] == 3
     assert "noise:0.1 vs none" in summary["tests"]
-    assert summary["lesions"]["lesioned input"]["auroc"]["n"] == 2
+    assert not any(c.startswith("control:") for c in summary["conditions"])
+    assert summary["lesions"]["methods"] == list(methods)
+    assert summary["lesions"]["healing"]["healing_index"]["n"] == 2
+    assert summary["lesions"]["normative_model"]["n_subjects"] == 2
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert any(n.startswith("fig3_") and n.endswith(".pdf") for n in figures)
     assert sum(n.endswith(".png") for n in figures) == sum(n.endswith(".pdf") for n in figures) >= 7
@@ -298,3 +309,22 @@ def test_study_on_a_prepared_dataset(inputs, tmp_path):
     assert settings["training_slicing"]["grid"]["levels_mm"] == TRAINING_GEOMETRY["levels_mm"]
     # The dataset was cut on other levels than the training data: the report says so.
     assert "differs from that of the network" in (out / "report.html").read_text()
+
+
+def test_lesion_placement_one_or_all_scans(inputs):
+    from stylefa.study.inputs import NiftiSource, training_slicing
+    from stylefa.study.lesion_study import control_cases
+    from stylefa.study.lesions import LesionModel, load_lesion_volume
+    from stylefa.study.study import build_lesion_cases
+
+    source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], training_slicing(None, 32, "G"))
+    mask = load_lesion_volume(inputs / "patient99_lesionmask.nii.gz")
+    one = build_lesion_cases(source, [mask], LesionModel(), 2, "one")
+    both = build_lesion_cases(source, [mask], LesionModel(), 2, "all")
+    assert {c.slice_key.split("_")[0] for c in one} == {"sub-01"}
+    assert {c.slice_key.split("_")[0] for c in both} == {"sub-01", "sub-02"} and len(both) == 4
+    assert len({c.target_id for c in both}) == 4
+    controls = control_cases(both)
+    assert all(controls[c.target_id].seed_id == c.target_id for c in both)
+    with pytest.raises(InputError, match="placement"):
+        build_lesion_cases(source, [mask], LesionModel(), 2, "some")

@@ -28,21 +28,37 @@ def _register_fa(subparsers) -> None:
     parser.add_argument("--mask", type=Path, help="brain mask on the DWI grid (default: automatic, median_otsu on b=0)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output FA NIfTI (.nii or .nii.gz)")
     parser.add_argument("--md", type=Path, help="also write mean diffusivity (mm^2/s) here")
-    parser.add_argument("--b0-threshold", type=float, default=50.0, help="b-values <= this are b=0 (default 50)")
+    parser.add_argument("--b0-threshold", type=float, default=50.0,
+                        help="b-values (s/mm^2) <= this are b=0 volumes (default 50)")
+    parser.add_argument("--bvec-norm-encodes-b", action="store_true",
+                        help="b-vectors whose length is not 1 encode the shell (MRtrix convention): use g/|g| and "
+                             "b*|g|^2 (default: such b-vectors are an error)")
+    parser.add_argument("--bvec-norm-tolerance", type=float, default=0.05,
+                        help="accept (and renormalise) b-vectors with | |g| - 1 | <= this (default 0.05)")
     parser.set_defaults(handler=_run_fa)
 
 
+def _fa_config(args):
+    from stylefa.data.fa import FAConfig
+
+    return FAConfig(b0_threshold=args.b0_threshold, bvec_norm_tolerance=args.bvec_norm_tolerance,
+                    bvec_norm_encodes_b=args.bvec_norm_encodes_b)
+
+
 def _run_fa(args) -> None:
-    from stylefa.data.fa import FAConfig, fa_from_files
+    from stylefa.data.fa import fa_from_files
     from stylefa.data.nifti import is_nifti_path, save_volume
     from stylefa.errors import InputError
 
     for path in (args.output, args.md):
         if path is not None and not is_nifti_path(path):
             raise InputError("output must end in .nii or .nii.gz", path)
-    result = fa_from_files(args.dwi, args.bval, args.bvec, args.mask, FAConfig(b0_threshold=args.b0_threshold))
+    result = fa_from_files(args.dwi, args.bval, args.bvec, args.mask, _fa_config(args))
     if result.auto_mask:
         print(f"no --mask given: automatic brain mask (median_otsu on the mean b=0) has {int(result.mask.sum())} voxels")
+    if result.gradients.get("rescaled_by_bvec_norm"):
+        print(f"--bvec-norm-encodes-b: {result.gradients['rescaled_by_bvec_norm']} b-value(s) scaled by |g|^2; "
+              f"shells {', '.join(f'{b:g}' for b in result.gradients['shells_s_per_mm2'])} s/mm^2")
     print(f"clipped {result.clipped_voxels} FA voxel(s) to [0, 1] (non-positive tensor eigenvalue)")
     save_volume(result.fa, args.output)
     print(f"wrote {args.output}")

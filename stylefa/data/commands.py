@@ -84,6 +84,13 @@ def _register_register(subparsers) -> None:
                         help="output on an isotropic grid of MM over the template's field of view (default: template grid)")
     parser.add_argument("--rotation-search", type=float, default=30.0, metavar="DEG",
                         help="largest starting rotation tried about each axis (0 disables the search; default 30)")
+    parser.add_argument("--no-orientation-search", action="store_true",
+                        help="skip the search over the 24 axis-aligned orientations and the principal axes")
+    from stylefa.data.prepare_cli import add_gate_arguments
+
+    add_gate_arguments(parser)
+    parser.add_argument("--qc", type=Path, metavar="PNG",
+                        help="write a QC picture: registered FA with the template's edges, three orthogonal views")
     parser.set_defaults(handler=_run_register)
 
 
@@ -98,7 +105,11 @@ def _run_register(args) -> None:
 
     if not is_nifti_path(args.output):
         raise InputError("output must end in .nii or .nii.gz", args.output)
-    config = RegistrationConfig(output_resolution_mm=args.resolution, rotation_search_degrees=args.rotation_search)
+    if args.qc is not None and args.qc.suffix.lower() != ".png":
+        raise InputError("QC picture must end in .png", args.qc)
+    config = RegistrationConfig(output_resolution_mm=args.resolution, rotation_search_degrees=args.rotation_search,
+                                orientation_search=not args.no_orientation_search,
+                                min_correlation=args.min_correlation)
     template_path = find_template(args.template)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClippedValuesWarning)
@@ -110,16 +121,27 @@ def _run_register(args) -> None:
     metrics = result.metrics
     print(
         f"rotation {metrics['rotation_degrees']:.1f} deg; brain correlation with the template "
-        f"{metrics['correlation_before']:.3f} -> {metrics['correlation_after']:.3f}"
+        f"{_number(metrics['correlation_before'])} -> {_number(metrics['correlation_after'])} "
+        f"(template brain covered: {metrics['coverage_after']:.0%}; gate {args.min_correlation:g})"
     )
+    if args.qc is not None:
+        from stylefa.data.qc import registration_qc_png
+
+        registration_qc_png(result.volume, template, args.qc, title=f"{args.moving.name}", metrics=metrics)
     save_volume(result.volume, args.output)
     print(f"wrote {args.output}")
+    if args.qc is not None:
+        print(f"wrote {args.qc}")
     if args.transform is not None:
         record = result.transform_dict(config)
         record["moving"] = str(args.moving)
         record["template"] = str(template_path)
         write_json(args.transform, record)
         print(f"wrote {args.transform}")
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _register_template(subparsers) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION  # noqa: F401 (re-exported)
 from stylefa.data.register import DEFAULT_MIN_CORRELATION
 from stylefa.data.slices import (
     TEMPLATE_SPACE_HINT,
@@ -41,8 +42,6 @@ from stylefa.data.slices import (
 from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
 from stylefa.errors import InputError
 
-DATASET_FORMAT = "stylefa-fa-slices"
-DATASET_FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 LABEL_KINDS = ("none", "level")
 OUTPUT_FORMATS = ("stylefa", "nvlabs-zip")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.bad import BadSubject, BadSubjectsError  # noqa: F401 (re-exported)
 from stylefa.data.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION  # noqa: F401 (re-exported)
 from stylefa.data.register import DEFAULT_MIN_CORRELATION
 from stylefa.data.slices import (
@@ -124,30 +125,6 @@ class PrepareConfig:
             "min_correlation": self.min_correlation if self.register else None,
             "shard_version": 2,
         }
-
-
-@dataclass(frozen=True)
-class BadSubject:
-    path: Path
-    problem: str
-    key: str | None = None
-    registration: dict | None = None  # metrics of a registration that failed the quality gate
-
-    def line(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-
-class BadSubjectsError(InputError):
-    """Some inputs could not be used; the message lists each on its own line."""
-
-    def __init__(self, bad: list[BadSubject], good: int):
-        first, rest = bad[0], bad[1:]
-        lines = [
-            f"{first.problem} ({len(bad)} bad input(s), {good} good; pass --skip-bad to continue with the good ones)"
-        ]
-        lines += [item.line() for item in rest]
-        super().__init__("\n".join(lines), first.path)
-        self.bad = bad
 
 
 def _file_identity(path: Path) -> dict:

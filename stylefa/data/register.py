@@ -317,7 +317,8 @@ def quality_metrics(reference: np.ndarray, moving: Volume, shape, affine: np.nda
     they do not overlap) and ``coverage_<when>`` (fraction of the template brain covered)."""
     if moved is None:
         moved = resample(moving, shape, affine, matrix)
-    field_of_view = resample(moving.with_data(np.ones(moving.shape[:3], np.float32)), shape, affine, matrix) >= 0.5
+    # Fully inside the moving grid: voxels interpolated half from outside would read too low.
+    field_of_view = resample(moving.with_data(np.ones(moving.shape[:3], np.float32)), shape, affine, matrix) >= 0.999
     brain = reference > BRAIN_THRESHOLD
     correlation = brain_correlation(reference, moved, covered=field_of_view)
     return {

@@ -22,9 +22,11 @@ from stylefa.data.register import RegistrationConfig, downsample, register_rigid
 pytestmark = pytest.mark.slow  # ~10 s CPU per series (tensor fit with automatic mask + registration)
 
 TILTS = ("sub-toshiba01_acq-ortho", "sub-toshiba01_acq-obliqueax", "sub-toshiba01_acq-obliquecor")
-# Every correctly registered real subject we measured reaches 0.51-0.70 (the partial-coverage
-# United Imaging slab the lowest); failed registrations 0.25-0.35.
-LANDED_MIN, LANDED_MAX = 0.48, 0.80
+# Correctly registered real subjects with whole-brain coverage reach 0.53-0.70; the partial-coverage
+# United Imaging slab (20 slices, ~75 % of the template brain) 0.44-0.51 depending on the output grid;
+# failed registrations 0.25-0.35.
+LANDED_MIN, LANDED_MAX = 0.50, 0.80
+PARTIAL_COVERAGE, LANDED_MIN_PARTIAL = 0.9, 0.42
 # Same person, different slice tilts: 0.82-0.89; different people: 0.45-0.70.
 SAME_HEAD_MIN = 0.78
 
@@ -63,7 +65,8 @@ def test_every_series_lands_in_mni_space(chain):
         report.append(f"{stem}: {before:.3f} -> {m['correlation_after']:.3f} "
                       f"(coverage {m['coverage_after']:.0%}, rotation {m['rotation_degrees']:.1f} deg)")
         assert 0.0 <= fa.fa.data.min() and fa.fa.data.max() <= 1.0
-        if not (LANDED_MIN <= m["correlation_after"] <= LANDED_MAX
+        low = LANDED_MIN if m["coverage_after"] >= PARTIAL_COVERAGE else LANDED_MIN_PARTIAL
+        if not (low <= m["correlation_after"] <= LANDED_MAX
                 and m["correlation_after"] - before >= 0.2):
             wrong.append(stem)
     print("\n".join(report))

@@ -125,7 +125,7 @@ def test_real_subject_rotated_about_each_axis_lands(shared_dir, template_2p5, re
     error = rotation_angle_degrees(np.linalg.inv(tilt @ reference.matrix) @ result.matrix)
     assert error < 2.0, result.metrics
     assert result.metrics["correlation_after"] >= LANDED
-    assert result.metrics["correlation_before"] < 0.45  # it was far off before
+    assert result.metrics["correlation_before"] < 0.40  # it was far off before
 
 
 @pytest.mark.parametrize("name, axis, degrees", [("yaw180", 2, 180), ("pitch90", 0, 90)])
@@ -223,7 +223,7 @@ def test_prepare_skip_bad_records_failed_registration(shared_dir, tmp_path, temp
     meta = json.loads((tmp_path / "DS" / "dataset.json").read_text())
     assert [s["key"] for s in meta["subjects"]] == ["sub-plain"]
     (skipped,) = meta["skipped"]
-    assert skipped["key"] == "sub-scrambled" and skipped["registration"]["correlation_after"] < 0.45
+    assert skipped["key"] == "sub-scrambled" and skipped["registration"]["correlation_after"] < 0.40
     page = (tmp_path / "DS" / "qc" / "index.html").read_text()
     # Worst first: the failed subject is listed before the good one, with its picture.
     assert page.index("sub-scrambled") < page.index("sub-plain")

@@ -180,6 +180,8 @@ def _run_register(args) -> None:
         f"{_number(metrics['correlation_before'])} -> {_number(metrics['correlation_after'])} "
         f"(template brain covered: {metrics['coverage_after']:.0%}; gate {args.min_correlation:g})"
     )
+    if metrics.get("warning"):
+        print(f"warning: {metrics['warning']}")
     if args.qc is not None:
         from stylefa.data.qc import registration_qc_png
 

@@ -231,6 +231,8 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     if task.template_path is not None:
         affine, registration = _register(volume, task.template_path, task.min_correlation,
                                          _qc_path(task.shard_dir, task.subject.key))
+        if registration.get("warning"):
+            notes.append(registration["warning"])
     check_levels_inside(volume.data.shape, affine, task.grid.levels_mm, path)
     fa = np.clip(sample_axial_slices(volume.data, affine, task.grid), 0.0, 1.0)
     empty = [z for z, plane in zip(task.grid.levels_mm, fa) if not np.any(plane > 0)]
@@ -445,7 +447,9 @@ def _write_qc(tmp: Path, work: Path, good: list[dict], bad: list[BadSubject]) ->
     folder = tmp / "qc"
     folder.mkdir()
     entries = []
-    records = [(info["key"], info.get("registration") or {}, "ok") for info in good]
+    records = [(info["key"], info.get("registration") or {},
+                "ok" if not (info.get("registration") or {}).get("warning") else "ok; partial coverage: check the picture")
+               for info in good]
     records += [(b.key or b.path.name, b.registration or {}, b.problem) for b in bad if b.registration is not None]
     for key, metrics, status in records:
         source = _qc_path(work, key)

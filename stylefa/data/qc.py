@@ -118,7 +118,7 @@ def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "R
     """An HTML page listing every subject, worst correlation first.
 
     ``entries``: dicts with ``key``, ``correlation_before``, ``correlation_after``,
-    ``coverage_after``, ``rotation_degrees``, ``status`` ("ok" or the problem) and ``picture``
+    ``coverage_after``, ``rotation_degrees``, ``status`` ("ok", "ok; <caveat>" or the problem) and ``picture``
     (a path relative to the page, or None).
     """
     from stylefa.fileio import write_text
@@ -130,12 +130,13 @@ def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "R
     shown = lambda v, f="{:.3f}": "n/a" if v is None else f.format(v)  # noqa: E731
     rows = []
     for entry in sorted(entries, key=order):
-        ok = entry.get("status", "ok") == "ok"
+        status = entry.get("status", "ok")
+        row_class = "ok" if status == "ok" else "warn" if status.startswith("ok") else "bad"
         picture = entry.get("picture")
         image = (f'<a href="{html.escape(picture)}"><img src="{html.escape(picture)}" width="480"></a>'
                  if picture else "")
         rows.append(
-            f'<tr class="{"ok" if ok else "bad"}"><td>{html.escape(entry["key"])}</td>'
+            f'<tr class="{row_class}"><td>{html.escape(entry["key"])}</td>'
             f'<td>{shown(entry.get("correlation_before"))}</td><td><b>{shown(entry.get("correlation_after"))}</b></td>'
             f'<td>{shown(entry.get("coverage_after"), "{:.0%}")}</td><td>{shown(entry.get("rotation_degrees"), "{:.1f}")}</td>'
             f'<td>{html.escape(entry.get("status", "ok"))}</td><td>{image}</td></tr>'
@@ -143,7 +144,7 @@ def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "R
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;background:#111;color:#eee}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #444;padding:4px 8px;vertical-align:middle}} tr.bad td{{background:#4a1414}}
+td,th{{border:1px solid #444;padding:4px 8px;vertical-align:middle}} tr.bad td{{background:#4a1414}} tr.warn td{{background:#4a3c14}}
 a{{color:#9cf}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(entries)} subject(s), worst first. Metric: Pearson correlation of the registered FA with the template inside

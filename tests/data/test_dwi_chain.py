@@ -102,3 +102,22 @@ def test_different_people_agree_less_than_the_tilts(chain, template_2p5):
     for stem in others:
         r = np.corrcoef(ortho[brain], chain[stem][1].volume.data[brain])[0, 1]
         assert r < SAME_HEAD_MIN, f"{stem}: {r:.3f}"
+
+
+@pytest.mark.parametrize("stem, axis, degrees", [("sub-uih01", 1, 180), ("sub-siemens01", 0, 90)])
+def test_grossly_misoriented_real_series_land(chain, template_2p5, stem, axis, degrees):
+    # A partial-coverage slab turned upside down (its failed registration reaches 0.43, close to the
+    # correct 0.44-0.51, so the gate alone could not catch it: the search must find it) and a
+    # whole-brain series lying on its side.
+    from stylefa.data.nifti import make_volume
+    from stylefa.data.register import axis_rotation
+
+    if stem not in chain:
+        pytest.skip(f"{stem} absent")
+    fa, reference = chain[stem]
+    tilt = np.eye(4)
+    tilt[:3, :3] = axis_rotation(axis, degrees)
+    moving = make_volume(fa.fa.data, tilt @ fa.fa.affine)
+    result = register_rigid(moving, template_2p5, RegistrationConfig(output_resolution_mm=2.5))
+    assert rotation_angle_degrees(np.linalg.inv(tilt @ reference.matrix) @ result.matrix) < 3.0
+    assert result.metrics["correlation_after"] >= reference.metrics["correlation_after"] - 0.03

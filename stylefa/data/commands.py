@@ -178,7 +178,7 @@ def _run_register(args) -> None:
     print(
         f"rotation {metrics['rotation_degrees']:.1f} deg; brain correlation with the template "
         f"{_number(metrics['correlation_before'])} -> {_number(metrics['correlation_after'])} "
-        f"(template brain covered: {metrics['coverage_after']:.0%}; gate {args.min_correlation:g})"
+        f"(template brain covered: {metrics['coverage_after']:.0%}; gate {_number(metrics['gate'])})"
     )
     if metrics.get("warning"):
         print(f"warning: {metrics['warning']}")

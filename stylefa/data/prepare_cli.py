@@ -21,8 +21,8 @@ def add_gate_arguments(parser) -> None:
 
     parser.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION, metavar="R",
                         help="quality gate: a registration whose brain correlation with the template stays below R "
-                             f"is an error (default {DEFAULT_MIN_CORRELATION:g}; correct ones reach 0.5-0.7; "
-                             "-1 disables)")
+                             f"is an error (default {DEFAULT_MIN_CORRELATION:g}, 0.05 lower for subjects covering "
+                             "< 80%% of the template brain; correct ones reach 0.55-0.7; -1 disables)")
 
 
 def add_prepare_command(subparsers) -> None:

@@ -106,11 +106,11 @@ def qc_caption(title: str, metrics: dict | None) -> str:
     if not metrics:
         return title
     shown = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    gate = metrics.get("min_correlation")
+    gate = metrics.get("gate", metrics.get("min_correlation"))
     after = metrics.get("correlation_after")
     verdict = "" if gate is None else ("  PASS" if after is not None and after >= gate else "  FAIL")
     return (f"{title}\nbrain correlation with the template {shown(metrics.get('correlation_before'))} -> "
-            f"{shown(after)} (gate {gate if gate is not None else 'off'}){verdict}; "
+            f"{shown(after)} (gate {shown(gate) if gate is not None else 'off'}){verdict}; "
             f"rotation {metrics.get('rotation_degrees', float('nan')):.1f} deg; red: template edges")
 
 

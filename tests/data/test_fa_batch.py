@@ -172,7 +172,7 @@ def test_real_cohort_dwi_to_dataset_in_two_commands(shared_dir, tmp_path, capsys
     assert keys == series and not meta["skipped"]
     assert {s["subject"] for s in meta["subjects"]} == {k.split("_")[0] for k in series}
     for subject in meta["subjects"]:
-        assert subject["registration"]["correlation_after"] >= 0.40, subject
+        assert subject["registration"]["correlation_after"] >= subject["registration"]["gate"] >= 0.40, subject
     page = (tmp_path / "DS" / "qc" / "index.html").read_text()
     assert all(key in page for key in series)
     assert np.load(tmp_path / "DS" / "images.npy").shape == (21 * len(series), 1, 64, 64)

@@ -223,7 +223,7 @@ def test_prepare_skip_bad_records_failed_registration(shared_dir, tmp_path, temp
     meta = json.loads((tmp_path / "DS" / "dataset.json").read_text())
     assert [s["key"] for s in meta["subjects"]] == ["sub-plain"]
     (skipped,) = meta["skipped"]
-    assert skipped["key"] == "sub-scrambled" and skipped["registration"]["correlation_after"] < 0.40
+    assert skipped["key"] == "sub-scrambled" and skipped["registration"]["correlation_after"] < skipped["registration"]["gate"] == 0.45
     page = (tmp_path / "DS" / "qc" / "index.html").read_text()
     # Worst first: the failed subject is listed before the good one, with its picture.
     assert page.index("sub-scrambled") < page.index("sub-plain")

@@ -76,9 +76,7 @@ def registration_qc_png(moved: Volume, template: Volume, path: str | os.PathLike
                         metrics: dict | None = None) -> Path:
     """Write the QC picture of ``moved`` (a registered FA map, 3-D) against ``template`` (any grid;
     resampled onto ``moved``'s) to ``path`` (PNG, written atomically). Returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders with Agg without touching pyplot's global backend.
     from matplotlib.figure import Figure
 
     from stylefa.fileio import atomic_path

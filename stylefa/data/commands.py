@@ -113,7 +113,12 @@ def _run_fa_batch(args) -> None:
     from tqdm import tqdm
 
     from stylefa.data.fa_batch import fa_cohort
+    from stylefa.data.nifti import is_nifti_path
+    from stylefa.errors import InputError
 
+    if is_nifti_path(args.output):
+        raise InputError("several DWI series (or a folder/glob) need an output folder, not a NIfTI file name",
+                         args.output)
     result = fa_cohort(args.inputs, args.output, _fa_config(args), workers=args.workers,
                        write_md=args.md is not None, skip_bad=args.skip_bad)
     for item in result.skipped:

@@ -23,9 +23,10 @@ _BIDS_SUBJECT = re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)(?=_|$)")
 _BIDS_SESSION = re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)(?=_|$)")
 # Entities that tell apart several series of one session (e.g. differently tilted acquisitions).
 _BIDS_VARIANT = re.compile(r"(?:^|_)((?:acq|rec|dir|run)-[A-Za-z0-9]+)(?=_|$)")
-# Files that sit beside FA maps in derivatives folders but are not FA maps (masks, segmentations,
-# the other tensor maps `stylefa fa` writes: mean/radial/axial diffusivity).
-_NOT_FA_TOKENS = ("mask", "brainmask", "dseg", "probseg", "label", "md", "rd", "ad")
+# Files that sit beside FA maps in derivatives folders but are not FA maps.
+_NOT_FA_TOKENS = ("mask", "brainmask", "dseg", "probseg", "label")
+# Other tensor maps (`stylefa fa --md` writes ..._MD.nii.gz), recognised by the BIDS suffix only.
+_NOT_FA_SUFFIXES = ("md", "rd", "ad")
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ def _is_nifti(path: Path) -> bool:
 
 
 def _looks_like_mask(path: Path) -> bool:
-    tokens = re.split(r"[_.-]", nifti_stem(path).lower())
-    return any(token in _NOT_FA_TOKENS for token in tokens)
+    stem = nifti_stem(path).lower()
+    tokens = re.split(r"[_.-]", stem)
+    return any(token in _NOT_FA_TOKENS for token in tokens) or stem.rsplit("_", 1)[-1] in _NOT_FA_SUFFIXES
 
 
 def _expand_one(item: str) -> list[Path]:

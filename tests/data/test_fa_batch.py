@@ -96,6 +96,10 @@ def test_cohort_fa_writes_bids_derivatives_and_resumes(bids, tmp_path, capsys):
         assert info["qc"]["mask_voxels"] > 0 and 0 <= info["qc"]["fa_mean"] <= 1
         assert sidecar["Sources"][0].endswith(f"{name}_dwi.nii.gz")
     assert not (out / "sub-09").exists() and not (out / "sub-08").exists()
+    # prepare's discovery takes the FA maps only (not MD, not sidecars), one entry per series.
+    from stylefa.data.subjects import discover_inputs
+
+    assert [s.key for s in discover_inputs([out])] == ["sub-01_ses-1", "sub-01_ses-2_acq-b_run-1", "sub-02"]
     # Resume: nothing is refitted; a changed source is.
     before = (out / "sub-02/dwi/sub-02_desc-DTI_FA.nii.gz").stat().st_mtime_ns
     code = main(["fa", str(root), "-o", str(out), "--md"])
@@ -139,6 +143,9 @@ def test_single_file_form_and_its_errors(bids, tmp_path, capsys):
     code = main(["fa", str(root), "--bval", "x.bval", "-o", str(tmp_path / "d")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "one series" in err
+    code = main(["fa", str(root), "-o", str(tmp_path / "d.nii.gz")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "need an output folder" in err and not (tmp_path / "d.nii.gz").exists()
     lone = tmp_path / "lone"
     write_dwi(lone / "scan", gradients=False)
     code = main(["fa", str(lone / "scan.nii.gz"), "-o", str(tmp_path / "x.nii.gz")])

@@ -12,8 +12,9 @@ must reach ``min_correlation`` (default 0.45: correctly registered real subjects
 vendors with whole-brain coverage reach 0.55-0.70, failed registrations 0.25-0.39;
 docs/data.md), else ``RegistrationQualityError``. Subjects covering less than 80 % of the
 template brain are held to a gate 0.05 lower (a correct 20-slice slab reaches 0.44-0.51) and
-get a warning: their failed registrations reach up to 0.43, so the gate is a weak check there. The
-optimisation runs on a copy of the template resampled to ``working_resolution_mm``; the
+get a warning: their failed registrations reach up to 0.43, so the gate is a weak check there.
+
+The optimisation runs on a copy of the template resampled to ``working_resolution_mm``; the
 result is resampled (linear) onto the template's own grid, or onto an isotropic grid of
 ``output_resolution_mm`` covering the template's field of view.
 

@@ -128,6 +128,26 @@ def test_real_subject_rotated_about_each_axis_lands(shared_dir, template_2p5, re
     assert result.metrics["correlation_before"] < 0.40  # it was far off before
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("order", [(1, 2, 0), (0, 2, 1)], ids=["sagittal", "coronal"])
+def test_sagittal_and_coronal_voxel_orders_land(shared_dir, template_2p5, reference, order):
+    # The same head stored as a sagittal or coronal acquisition: voxel axes permuted, the affine
+    # permuted with them, so the world is unchanged and the answer must be the reference's.
+    subject = load_fa(shared_dir.joinpath(*SUBJECT))
+    affine = np.eye(4)
+    affine[:3, :3] = subject.affine[:3, list(order)]
+    affine[:3, 3] = subject.affine[:3, 3]
+    moving = make_volume(np.transpose(subject.data, order).copy(), affine)
+    voxel = np.array([30, 25, 40])
+    source = np.zeros(3, int)
+    source[list(order)] = voxel  # the same voxel in the original order
+    assert moving.data[tuple(voxel)] == subject.data[tuple(source)]
+    np.testing.assert_allclose(moving.affine @ np.r_[voxel, 1], subject.affine @ np.r_[source, 1])
+    result = register_rigid(moving, template_2p5, RegistrationConfig())
+    assert rotation_angle_degrees(np.linalg.inv(reference.matrix) @ result.matrix) < 1.0
+    assert result.metrics["correlation_after"] >= LANDED
+
+
 @pytest.mark.parametrize("name, axis, degrees", [("yaw180", 2, 180), ("pitch90", 0, 90)])
 def test_shared_misalignment_case_lands_via_cli(shared_dir, tmp_path, template_path, reference, capsys, name, axis,
                                                 degrees):

@@ -19,36 +19,113 @@ def register(subparsers) -> None:
 def _register_fa(subparsers) -> None:
     parser = subparsers.add_parser(
         "fa",
-        help="DWI series -> FA map (diffusion-tensor fit, weighted least squares)",
-        description="Fit a diffusion tensor (dipy, weighted least squares) and write FA clipped to [0, 1].",
+        help="DWI series -> FA maps (diffusion-tensor fit, weighted least squares); one series or a cohort",
+        description="Fit a diffusion tensor (dipy, weighted least squares) and write FA clipped to [0, 1]. "
+        "One series: `stylefa fa dwi.nii.gz [--bval B --bvec V] -o FA.nii.gz`. Many series (files, globs or a "
+        "BIDS folder, sub-*/[ses-*/]dwi/*_dwi.nii.gz, gradients found by BIDS naming): "
+        "`stylefa fa BIDS_DIR -o DERIVATIVES_DIR [--workers N] [--skip-bad]`.",
     )
-    parser.add_argument("dwi", type=Path, help="4-D diffusion-weighted NIfTI")
-    parser.add_argument("--bval", type=Path, required=True, help="FSL-style b-values file")
-    parser.add_argument("--bvec", type=Path, required=True, help="FSL-style b-vectors file (3 rows)")
-    parser.add_argument("--mask", type=Path, help="brain mask on the DWI grid (default: automatic, median_otsu on b=0)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output FA NIfTI (.nii or .nii.gz)")
-    parser.add_argument("--md", type=Path, help="also write mean diffusivity (mm^2/s) here")
-    parser.add_argument("--b0-threshold", type=float, default=50.0, help="b-values <= this are b=0 (default 50)")
+    parser.add_argument("inputs", nargs="+", metavar="DWI",
+                        help="4-D diffusion-weighted NIfTI file(s), glob(s) or BIDS folder(s)")
+    parser.add_argument("--bval", type=Path, help="FSL-style b-values file (one series; default: the BIDS sibling "
+                                                  "X_dwi.bval of X_dwi.nii.gz)")
+    parser.add_argument("--bvec", type=Path, help="FSL-style b-vectors file, 3 rows (one series; default: the BIDS "
+                                                  "sibling X_dwi.bvec)")
+    parser.add_argument("--mask", type=Path, help="brain mask on the DWI grid (one series; default: automatic, "
+                                                  "median_otsu on b=0)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="output FA NIfTI (one series) or output folder (BIDS derivatives, several series)")
+    parser.add_argument("--md", nargs="?", const=True, default=None, metavar="PATH",
+                        help="also write mean diffusivity (mm^2/s): at PATH (one series) or beside each FA map")
+    parser.add_argument("--b0-threshold", type=float, default=50.0,
+                        help="b-values (s/mm^2) <= this are b=0 volumes (default 50)")
+    parser.add_argument("--bvec-norm-encodes-b", action="store_true",
+                        help="b-vectors whose length is not 1 encode the shell (MRtrix convention): use g/|g| and "
+                             "b*|g|^2 (default: such b-vectors are an error)")
+    parser.add_argument("--bvec-norm-tolerance", type=float, default=0.05,
+                        help="accept (and renormalise) b-vectors with | |g| - 1 | <= this (default 0.05)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for several series (default 1)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="several series: exit 0 when some are bad (they are listed; the good ones are written "
+                             "either way)")
     parser.set_defaults(handler=_run_fa)
 
 
+def _fa_config(args):
+    from stylefa.data.fa import FAConfig
+
+    return FAConfig(b0_threshold=args.b0_threshold, bvec_norm_tolerance=args.bvec_norm_tolerance,
+                    bvec_norm_encodes_b=args.bvec_norm_encodes_b)
+
+
+def _is_single(args) -> bool:
+    from stylefa.data.nifti import is_nifti_path
+
+    return len(args.inputs) == 1 and Path(args.inputs[0]).is_file() and is_nifti_path(args.output)
+
+
 def _run_fa(args) -> None:
-    from stylefa.data.fa import FAConfig, fa_from_files
+    from stylefa.errors import InputError
+
+    if args.bval is not None or args.bvec is not None or args.mask is not None:
+        if not _is_single(args):
+            raise InputError("--bval/--bvec/--mask name the files of one series (one DWI file and an -o ending in "
+                             ".nii/.nii.gz); for several series leave them out: gradients are found by BIDS naming")
+    if _is_single(args):
+        _run_fa_single(args)
+    else:
+        _run_fa_batch(args)
+
+
+def _run_fa_single(args) -> None:
+    from stylefa.data.fa import fa_from_files
+    from stylefa.data.fa_batch import series_from_path
     from stylefa.data.nifti import is_nifti_path, save_volume
     from stylefa.errors import InputError
 
+    dwi = Path(args.inputs[0])
+    if args.md is True:
+        raise InputError("--md needs a path for one series (e.g. --md MD.nii.gz)")
     for path in (args.output, args.md):
         if path is not None and not is_nifti_path(path):
             raise InputError("output must end in .nii or .nii.gz", path)
-    result = fa_from_files(args.dwi, args.bval, args.bvec, args.mask, FAConfig(b0_threshold=args.b0_threshold))
+    siblings = series_from_path(dwi)
+    bval = args.bval if args.bval is not None else siblings.bval
+    bvec = args.bvec if args.bvec is not None else siblings.bvec
+    for given, path, what in ((args.bval, bval, "--bval"), (args.bvec, bvec, "--bvec")):
+        if given is None and not path.is_file():
+            raise InputError(f"no {what} given and no BIDS sibling {path.name} beside the DWI", dwi)
+    result = fa_from_files(dwi, bval, bvec, args.mask, _fa_config(args))
     if result.auto_mask:
         print(f"no --mask given: automatic brain mask (median_otsu on the mean b=0) has {int(result.mask.sum())} voxels")
+    if result.gradients.get("rescaled_by_bvec_norm"):
+        print(f"--bvec-norm-encodes-b: {result.gradients['rescaled_by_bvec_norm']} b-value(s) scaled by |g|^2; "
+              f"shells {', '.join(f'{b:g}' for b in result.gradients['shells_s_per_mm2'])} s/mm^2")
     print(f"clipped {result.clipped_voxels} FA voxel(s) to [0, 1] (non-positive tensor eigenvalue)")
     save_volume(result.fa, args.output)
     print(f"wrote {args.output}")
     if args.md is not None:
-        save_volume(result.md, args.md)
+        save_volume(result.md, Path(args.md))
         print(f"wrote {args.md}")
+
+
+def _run_fa_batch(args) -> None:
+    from tqdm import tqdm
+
+    from stylefa.data.fa_batch import fa_cohort
+    from stylefa.data.nifti import is_nifti_path
+    from stylefa.errors import InputError
+
+    if is_nifti_path(args.output):
+        raise InputError("several DWI series (or a folder/glob) need an output folder, not a NIfTI file name",
+                         args.output)
+    result = fa_cohort(args.inputs, args.output, _fa_config(args), workers=args.workers,
+                       write_md=args.md is not None, skip_bad=args.skip_bad)
+    for item in result.skipped:
+        tqdm.write(f"stylefa fa: skipped {item.line()}")
+    reused = f", {len(result.reused)} already done" if result.reused else ""
+    skipped = f", skipped {len(result.skipped)} bad series" if result.skipped else ""
+    print(f"wrote FA maps of {len(result.written)} series to {result.output}{reused}{skipped}")
 
 
 def _register_register(subparsers) -> None:
@@ -68,6 +145,13 @@ def _register_register(subparsers) -> None:
                         help="output on an isotropic grid of MM over the template's field of view (default: template grid)")
     parser.add_argument("--rotation-search", type=float, default=30.0, metavar="DEG",
                         help="largest starting rotation tried about each axis (0 disables the search; default 30)")
+    parser.add_argument("--no-orientation-search", action="store_true",
+                        help="skip the search over the 24 axis-aligned orientations and the principal axes")
+    from stylefa.data.prepare_cli import add_gate_arguments
+
+    add_gate_arguments(parser)
+    parser.add_argument("--qc", type=Path, metavar="PNG",
+                        help="write a QC picture: registered FA with the template's edges, three orthogonal views")
     parser.set_defaults(handler=_run_register)
 
 
@@ -82,7 +166,11 @@ def _run_register(args) -> None:
 
     if not is_nifti_path(args.output):
         raise InputError("output must end in .nii or .nii.gz", args.output)
-    config = RegistrationConfig(output_resolution_mm=args.resolution, rotation_search_degrees=args.rotation_search)
+    if args.qc is not None and args.qc.suffix.lower() != ".png":
+        raise InputError("QC picture must end in .png", args.qc)
+    config = RegistrationConfig(output_resolution_mm=args.resolution, rotation_search_degrees=args.rotation_search,
+                                orientation_search=not args.no_orientation_search,
+                                min_correlation=args.min_correlation)
     template_path = find_template(args.template)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClippedValuesWarning)
@@ -94,16 +182,29 @@ def _run_register(args) -> None:
     metrics = result.metrics
     print(
         f"rotation {metrics['rotation_degrees']:.1f} deg; brain correlation with the template "
-        f"{metrics['correlation_before']:.3f} -> {metrics['correlation_after']:.3f}"
+        f"{_number(metrics['correlation_before'])} -> {_number(metrics['correlation_after'])} "
+        f"(template brain covered: {metrics['coverage_after']:.0%}; gate {_number(metrics['gate'])})"
     )
+    if metrics.get("warning"):
+        print(f"warning: {metrics['warning']}")
+    if args.qc is not None:
+        from stylefa.data.qc import registration_qc_png
+
+        registration_qc_png(result.volume, template, args.qc, title=f"{args.moving.name}", metrics=metrics)
     save_volume(result.volume, args.output)
     print(f"wrote {args.output}")
+    if args.qc is not None:
+        print(f"wrote {args.qc}")
     if args.transform is not None:
         record = result.transform_dict(config)
         record["moving"] = str(args.moving)
         record["template"] = str(template_path)
         write_json(args.transform, record)
         print(f"wrote {args.transform}")
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _register_template(subparsers) -> None:

@@ -17,11 +17,13 @@ import numpy as np
 from stylefa.errors import InputError
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
+# The dataset folder's format, defined here (the reader) so that the writer (prepare) and the
+# exporters (nvlabs_zip) import downward only: prepare -> nvlabs_zip -> dataset.
+DATASET_FORMAT = "stylefa-fa-slices"
+DATASET_FORMAT_VERSION = 1
 
 
 def read_dataset_json(root: Path) -> dict:
-    from stylefa.data.prepare import DATASET_FORMAT
-
     path = root / "dataset.json"
     if not root.is_dir():
         raise InputError("dataset folder not found", root)

@@ -11,15 +11,15 @@ voxels" counts those voxels plus any FA outside [0, 1] (a guard; none in practic
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.gradients import GradientRules, load_gradients
 from stylefa.data.nifti import Volume, load_volume
 from stylefa.errors import InputError
 
-MIN_DIRECTIONS = 6  # a tensor has 6 unknowns besides S0
 # dipy floors eigenvalues at ~1e-9 mm^2/s; anything this small was a non-positive eigenvalue.
 FLOORED_EIGENVALUE = 1e-8
 
@@ -27,16 +27,23 @@ FLOORED_EIGENVALUE = 1e-8
 @dataclass
 class FAConfig:
     """``b0_threshold``: b-values at or below it (s/mm^2) count as non-weighted.
+    ``bvec_norm_tolerance``/``bvec_norm_encodes_b``: see ``stylefa.data.gradients.GradientRules``.
     ``mask_median_radius``/``mask_numpass``: dipy ``median_otsu`` settings for the automatic mask."""
 
     fit_method: str = "WLS"
     b0_threshold: float = 50.0
+    bvec_norm_tolerance: float = 0.05
+    bvec_norm_encodes_b: bool = False
     mask_median_radius: int = 4
     mask_numpass: int = 4
     slab_size: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def gradient_rules(self) -> GradientRules:
+        return GradientRules(b0_threshold=self.b0_threshold, norm_tolerance=self.bvec_norm_tolerance,
+                             bvec_norm_encodes_b=self.bvec_norm_encodes_b)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FAConfig":
@@ -50,55 +57,19 @@ class FAResult:
     mask: np.ndarray
     auto_mask: bool
     clipped_voxels: int
+    gradients: dict = field(default_factory=dict)  # GradientTable.summary()
 
 
-def _read_numbers(path: Path, what: str, allow_nan: bool = False) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"{what} file not found", path)
-    try:
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-        values = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{what} file must hold whitespace-separated numbers", path) from None
-    if values.size == 0:
-        raise InputError(f"{what} file is empty", path)
-    if np.any(np.isinf(values)) or (not allow_nan and np.any(np.isnan(values))):
-        raise InputError(f"{what} file contains NaN or Inf", path)
-    return values
+def read_gradients(bval_path, bvec_path, n_volumes: int, b0_threshold: float = 50.0,
+                   rules: GradientRules | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """FSL-style ``bval`` (one row) and ``bvec`` (3 rows, or 3 columns) checked against the DWI.
 
-
-def read_gradients(bval_path, bvec_path, n_volumes: int, b0_threshold: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
-    """FSL-style ``bval`` (one row) and ``bvec`` (3 rows, or 3 columns) checked against the DWI."""
-    bval_path, bvec_path = Path(bval_path), Path(bvec_path)
-    bvals = _read_numbers(bval_path, "bval")
-    if min(bvals.shape) != 1:
-        raise InputError(f"bval must be a single row of numbers (got {bvals.shape[0]}x{bvals.shape[1]})", bval_path)
-    bvals = bvals.ravel()
-    if bvals.size != n_volumes:
-        raise InputError(f"bval has {bvals.size} values but the DWI has {n_volumes} volumes", bval_path)
-    if np.any(bvals < 0):
-        raise InputError("negative b-values", bval_path)
-    # Some tools write NaN directions for b=0 volumes; they are harmless there.
-    bvecs = _read_numbers(bvec_path, "bvec", allow_nan=True)
-    if bvecs.shape[0] == 3 and bvecs.shape[1] != 3:
-        bvecs = bvecs.T
-    elif bvecs.shape == (3, 3):
-        bvecs = bvecs.T  # FSL writes one row per axis
-    if bvecs.shape != (n_volumes, 3):
-        raise InputError(f"bvec has {bvecs.shape[0]}x{bvecs.shape[1]} values; the DWI has {n_volumes} volumes (need 3 x {n_volumes})", bvec_path)
-    weighted = bvals > b0_threshold
-    undefined = np.isnan(bvecs).any(axis=1)
-    if np.any(undefined & weighted):
-        raise InputError(f"{int(np.sum(undefined & weighted))} diffusion-weighted volume(s) have NaN directions", bvec_path)
-    bvecs = np.where(undefined[:, None], 0.0, bvecs)
-    norms = np.linalg.norm(bvecs, axis=1)
-    if np.any(norms[weighted] < 1e-3):
-        raise InputError(f"{int(np.sum(norms[weighted] < 1e-3))} diffusion-weighted volume(s) have a zero gradient direction", bvec_path)
-    if not np.any(~weighted):
-        raise InputError(f"no b=0 volume (no b-value <= {b0_threshold:g})", bval_path)
-    if np.sum(weighted) < MIN_DIRECTIONS:
-        raise InputError(f"only {int(np.sum(weighted))} diffusion-weighted volumes; a tensor fit needs at least {MIN_DIRECTIONS}", bval_path)
-    return bvals, bvecs
+    Returns b-values [N] (s/mm^2) and unit directions [N, 3] (zero on b=0 volumes); see
+    ``stylefa.data.gradients`` for the checks. ``rules`` overrides ``b0_threshold``.
+    """
+    rules = rules or GradientRules(b0_threshold=b0_threshold)
+    table = load_gradients(bval_path, bvec_path, n_volumes, rules)
+    return table.bvals, table.bvecs
 
 
 def load_mask(path, like: Volume) -> np.ndarray:
@@ -166,8 +137,15 @@ def compute_fa(
     mask: np.ndarray | None = None,
     config: FAConfig | None = None,
 ) -> FAResult:
-    """FA (clipped to [0, 1]) and MD from a 4-D DWI volume; automatic mask if none is given."""
+    """FA (clipped to [0, 1]) and MD from a 4-D DWI volume; automatic mask if none is given.
+
+    ``bvals`` [N] s/mm^2 and ``bvecs`` [N, 3] are validated first (``stylefa.data.gradients``).
+    """
+    from stylefa.data.gradients import validate_gradients
+
     config = config or FAConfig()
+    table = validate_gradients(bvals, bvecs, config.gradient_rules())
+    bvals, bvecs = table.bvals, table.bvecs
     b0_volumes = bvals <= config.b0_threshold
     auto = mask is None
     if auto:
@@ -183,7 +161,8 @@ def compute_fa(
         header.set_data_shape(fa.shape)
         header.set_intent("none")
     as_volume = lambda data: Volume(data=data, affine=dwi.affine, header=header, path=None)  # noqa: E731
-    return FAResult(fa=as_volume(fa), md=as_volume(md), mask=mask, auto_mask=auto, clipped_voxels=clipped)
+    return FAResult(fa=as_volume(fa), md=as_volume(md), mask=mask, auto_mask=auto, clipped_voxels=clipped,
+                    gradients=table.summary())
 
 
 def fa_from_files(
@@ -193,9 +172,23 @@ def fa_from_files(
     mask_path: str | os.PathLike | None = None,
     config: FAConfig | None = None,
 ) -> FAResult:
-    """Load and validate a DWI series with its gradient table, then ``compute_fa``."""
+    """Load and validate a DWI series with its gradient table, then ``compute_fa``.
+
+    Every problem is an ``InputError`` naming the file; an unexpected failure inside the
+    fit (dipy) is reported the same way, naming the DWI, instead of a traceback.
+    """
     config = config or FAConfig()
     dwi = load_volume(dwi_path, expect_ndim=4, name="DWI")
-    bvals, bvecs = read_gradients(bval_path, bvec_path, dwi.shape[3], config.b0_threshold)
+    table = load_gradients(bval_path, bvec_path, dwi.shape[3], config.gradient_rules())
     mask = load_mask(mask_path, dwi) if mask_path is not None else None
-    return compute_fa(dwi, bvals, bvecs, mask, config)
+    try:
+        result = compute_fa(dwi, table.bvals, table.bvecs, mask, config)
+        result.gradients = table.summary()  # the file's table (compute_fa sees it already rescaled)
+        return result
+    except InputError as exc:
+        if exc.path is None:
+            raise InputError(exc.problem, dwi_path) from None
+        raise
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, IndexError, MemoryError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(f"tensor fit failed ({type(exc).__name__}: {message})", dwi_path) from None

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stylefa.data.bad import BadSubject, BadSubjectsError  # noqa: F401 (re-exported)
+from stylefa.data.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION  # noqa: F401 (re-exported)
+from stylefa.data.register import DEFAULT_MIN_CORRELATION
 from stylefa.data.slices import (
     TEMPLATE_SPACE_HINT,
     SliceGrid,
@@ -40,8 +43,6 @@ from stylefa.data.slices import (
 from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
 from stylefa.errors import InputError
 
-DATASET_FORMAT = "stylefa-fa-slices"
-DATASET_FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 LABEL_KINDS = ("none", "level")
 OUTPUT_FORMATS = ("stylefa", "nvlabs-zip")
@@ -63,6 +64,8 @@ class PrepareConfig:
     formats: tuple[str, ...] = ("stylefa",)
     workers: int = 1
     skip_bad: bool = False
+    # --register quality gate (see stylefa.data.register.DEFAULT_MIN_CORRELATION); None: no gate
+    min_correlation: float | None = DEFAULT_MIN_CORRELATION
 
     def __post_init__(self):
         fractions = tuple(float(f) for f in self.split_fractions)
@@ -91,6 +94,7 @@ class PrepareConfig:
             "formats": list(self.formats),
             "workers": self.workers,
             "skip_bad": self.skip_bad,
+            "min_correlation": self.min_correlation,
         }
 
     @classmethod
@@ -107,6 +111,7 @@ class PrepareConfig:
             formats=tuple(data["formats"]),
             workers=int(data["workers"]),
             skip_bad=bool(data["skip_bad"]),
+            min_correlation=data.get("min_correlation", DEFAULT_MIN_CORRELATION),
         )
 
     def shard_fingerprint(self, template_path: Path | None) -> dict:
@@ -117,30 +122,9 @@ class PrepareConfig:
             "template": None if template_path is None else _file_identity(template_path),
             "mask_threshold": self.mask_threshold,
             "sibling_masks": self.sibling_masks,
-            "shard_version": 1,
+            "min_correlation": self.min_correlation if self.register else None,
+            "shard_version": 2,
         }
-
-
-@dataclass(frozen=True)
-class BadSubject:
-    path: Path
-    problem: str
-
-    def line(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-
-class BadSubjectsError(InputError):
-    """Some inputs could not be used; the message lists each on its own line."""
-
-    def __init__(self, bad: list[BadSubject], good: int):
-        first, rest = bad[0], bad[1:]
-        lines = [
-            f"{first.problem} ({len(bad)} bad input(s), {good} good; pass --skip-bad to continue with the good ones)"
-        ]
-        lines += [item.line() for item in rest]
-        super().__init__("\n".join(lines), first.path)
-        self.bad = bad
 
 
 def _file_identity(path: Path) -> dict:
@@ -176,6 +160,11 @@ class SubjectTask:
     template_path: Path | None
     mask_threshold: float
     sibling_masks: bool
+    min_correlation: float | None = DEFAULT_MIN_CORRELATION
+
+
+def _qc_path(shard_dir: Path, key: str) -> Path:
+    return shard_dir / f"{key}.qc.png"
 
 
 def _shard_paths(shard_dir: Path, key: str) -> tuple[Path, Path, Path]:
@@ -188,8 +177,11 @@ def _load_template(path: Path):
     return canonical(load_fa(path))
 
 
-def _register(volume, template_path: Path):
+def _register(volume, template_path: Path, min_correlation: float | None, qc_path: Path):
     """(affine that places the subject's voxels in template world, registration metrics).
+
+    Writes the QC picture to ``qc_path``, also for a registration that fails the quality
+    gate (``RegistrationQualityError``, re-raised).
 
     ``register_rigid`` returns the matrix template-world -> subject-world; folding its
     inverse into the subject's affine lets the slicer sample the original voxels directly,
@@ -200,8 +192,17 @@ def _register(volume, template_path: Path):
     template = _cached_template(template_path)
     # The resampled copy register_rigid also returns is not used here: a coarse output grid
     # keeps that step cheap.
-    config = RegistrationConfig(output_resolution_mm=RegistrationConfig().working_resolution_mm)
-    result = register_rigid(volume, template, config)
+    from stylefa.data.qc import registration_qc_png
+    from stylefa.data.register import RegistrationQualityError
+
+    config = RegistrationConfig(output_resolution_mm=RegistrationConfig().working_resolution_mm,
+                                min_correlation=min_correlation)
+    try:
+        result = register_rigid(volume, template, config)
+    except RegistrationQualityError as exc:
+        registration_qc_png(exc.result.volume, template, qc_path, title=str(volume.path), metrics=exc.result.metrics)
+        raise
+    registration_qc_png(result.volume, template, qc_path, title=str(volume.path), metrics=result.metrics)
     affine = np.linalg.inv(np.asarray(result.matrix, dtype=np.float64)) @ volume.affine
     return affine, dict(result.metrics)
 
@@ -228,7 +229,10 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     notes = [str(w.message) for w in caught]
     affine, registration = volume.affine, None
     if task.template_path is not None:
-        affine, registration = _register(volume, task.template_path)
+        affine, registration = _register(volume, task.template_path, task.min_correlation,
+                                         _qc_path(task.shard_dir, task.subject.key))
+        if registration.get("warning"):
+            notes.append(registration["warning"])
     check_levels_inside(volume.data.shape, affine, task.grid.levels_mm, path)
     fa = np.clip(sample_axial_slices(volume.data, affine, task.grid), 0.0, 1.0)
     empty = [z for z, plane in zip(task.grid.levels_mm, fa) if not np.any(plane > 0)]
@@ -284,7 +288,9 @@ def process_subject(task: SubjectTask) -> dict:
     try:
         fa, masks, info = slice_subject(task)
     except InputError as exc:
-        return {"ok": False, "path": str(exc.path or task.subject.path), "problem": exc.problem}
+        failed = getattr(exc, "result", None)  # a registration that failed the quality gate
+        return {"ok": False, "path": str(exc.path or task.subject.path), "problem": exc.problem,
+                "key": task.subject.key, "registration": None if failed is None else dict(failed.metrics)}
     write_npy(images_path, fa)
     write_npy(masks_path, masks)
     write_json(info_path, info)  # last: its presence marks the shard complete
@@ -408,11 +414,13 @@ def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, 
             template_path=template_path,
             mask_threshold=config.mask_threshold,
             sibling_masks=config.sibling_masks,
+            min_correlation=config.min_correlation,
         )
         for s in subjects
     ]
     results = _run_tasks(tasks, config.workers)
-    bad = [BadSubject(Path(r["path"]), r["problem"]) for r in results if not r["ok"]]
+    bad = [BadSubject(Path(r["path"]), r["problem"], r.get("key"), r.get("registration"))
+           for r in results if not r["ok"]]
     good = [r["info"] for r in results if r["ok"]]
     if bad and not config.skip_bad:
         raise BadSubjectsError(bad, len(good))
@@ -431,6 +439,32 @@ def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, 
         num_subjects=len({info["subject"] for info in good}),
         skipped=bad,
     )
+
+
+def _write_qc(tmp: Path, work: Path, good: list[dict], bad: list[BadSubject]) -> dict:
+    """Copy the per-subject QC pictures into ``qc/`` and write ``qc/index.html`` (worst first)."""
+    from stylefa.data.qc import write_qc_index
+    from stylefa.fileio import safe_name
+
+    folder = tmp / "qc"
+    folder.mkdir()
+    entries = []
+    records = [(info["key"], info.get("registration") or {},
+                "ok" if not (info.get("registration") or {}).get("warning") else "ok; partial coverage: check the picture")
+               for info in good]
+    records += [(b.key or b.path.name, b.registration or {}, b.problem) for b in bad if b.registration is not None]
+    for key, metrics, status in records:
+        source = _qc_path(work, key)
+        picture = None
+        if source.is_file():
+            picture = f"{safe_name(key)}.png"
+            shutil.copyfile(source, folder / picture)
+        entries.append({"key": key, "status": status, "picture": picture,
+                        **{k: metrics.get(k) for k in ("correlation_before", "correlation_after", "coverage_after",
+                                                         "rotation_degrees")}})
+    write_qc_index(folder / "index.html", entries, title="stylefa prepare --register: registration QC")
+    return {"index": "qc/index.html", "pictures": "qc/<key>.png",
+            "metric": "brain correlation with the template (after registration), worst first"}
 
 
 def _apply_umask(folder: Path) -> None:
@@ -519,9 +553,12 @@ def _finalize(output: Path, work: Path, good: list[dict], bad: list[BadSubject],
                  "mask": i["mask_source"], "notes": i["notes"]}
                 for i in good
             ],
-            "skipped": [{"source": str(b.path), "problem": b.problem} for b in bad],
+            "skipped": [{"source": str(b.path), "problem": b.problem, "key": b.key, "registration": b.registration}
+                        for b in bad],
             "config": config.to_dict(),
         }
+        if config.register:
+            meta["qc"] = _write_qc(tmp, work, good, bad)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
         if "nvlabs-zip" in config.formats:
             from stylefa.data.nvlabs_zip import export_nvlabs_zip

@@ -15,6 +15,16 @@ def _floats(text: str, count: int | None, what: str) -> tuple[float, ...]:
     return values
 
 
+def add_gate_arguments(parser) -> None:
+    """``--min-correlation`` (shared by ``register`` and ``prepare``)."""
+    from stylefa.data.register import DEFAULT_MIN_CORRELATION
+
+    parser.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION, metavar="R",
+                        help="quality gate: a registration whose brain correlation with the template stays below R "
+                             f"is an error (default {DEFAULT_MIN_CORRELATION:g}, 0.05 lower for subjects covering "
+                             "< 80%% of the template brain; correct ones reach 0.55-0.7; -1 disables)")
+
+
 def add_prepare_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "prepare",
@@ -53,6 +63,7 @@ def add_prepare_command(subparsers) -> None:
                              "(default 0.05)")
     parser.add_argument("--no-sibling-masks", action="store_true", help="ignore brain masks beside the FA maps")
     parser.add_argument("--skip-bad", action="store_true", help="skip unusable inputs (listed) instead of failing")
+    add_gate_arguments(parser)
     parser.set_defaults(handler=run_prepare)
 
 
@@ -81,10 +92,13 @@ def run_prepare(args) -> int:
         formats=formats,
         workers=args.workers,
         skip_bad=args.skip_bad,
+        min_correlation=args.min_correlation,
     )
     result = prepare_dataset(args.inputs, args.output, config)
     skipped = f", skipped {len(result.skipped)} bad input(s)" if result.skipped else ""
     print(f"wrote {result.output}: {result.num_images} slices of {result.num_subjects} subject(s){skipped}")
+    if args.register:
+        print(f"registration QC: {result.output}/qc/index.html")
     return 0
 
 

@@ -3,7 +3,9 @@
 Inputs may be files, folders (searched recursively for ``*.nii``/``*.nii.gz``) or shell
 globs. Subject ids come from BIDS(-derivatives) names when the file name has them
 (``sub-<label>[_ses-<label>]_..._FA.nii.gz``), else from the file name without its NIfTI
-suffix. Sessions of one subject share the subject id, so splits keep them together.
+suffix. Sessions of one subject share the subject id, so splits keep them together; several
+series of one session (BIDS ``acq-``/``rec-``/``dir-``/``run-`` entities, e.g. differently tilted
+acquisitions) are separate entries of that subject.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from stylefa.errors import InputError
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _BIDS_SUBJECT = re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)(?=_|$)")
 _BIDS_SESSION = re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)(?=_|$)")
+# Entities that tell apart several series of one session (e.g. differently tilted acquisitions).
+_BIDS_VARIANT = re.compile(r"(?:^|_)((?:acq|rec|dir|run)-[A-Za-z0-9]+)(?=_|$)")
 # Files that sit beside FA maps in derivatives folders but are not FA maps.
 _NOT_FA_TOKENS = ("mask", "brainmask", "dseg", "probseg", "label")
+# Other tensor maps (`stylefa fa --md` writes ..._MD.nii.gz), recognised by the BIDS suffix only.
+_NOT_FA_SUFFIXES = ("md", "rd", "ad")
 
 
 @dataclass(frozen=True)
@@ -30,11 +36,12 @@ class SubjectInput:
     path: Path
     subject: str  # e.g. "sub-001" (BIDS) or the file stem
     session: str | None  # e.g. "ses-01" or None
+    variant: str | None = None  # BIDS acq-/rec-/dir-/run- entities, e.g. "acq-ortho_run-2"
 
     @property
     def key(self) -> str:
-        """Unique per (subject, session): names shards and rows."""
-        return self.subject if self.session is None else f"{self.subject}_{self.session}"
+        """Unique per (subject, session, variant): names shards and rows."""
+        return "_".join(part for part in (self.subject, self.session, self.variant) if part)
 
 
 def nifti_stem(path: Path) -> str:
@@ -53,10 +60,12 @@ def subject_from_path(path: str | os.PathLike) -> SubjectInput:
     if subject is None:
         return SubjectInput(path=path, subject=stem, session=None)
     session = _BIDS_SESSION.search(stem)
+    variant = "_".join(m.group(1) for m in _BIDS_VARIANT.finditer(stem)) or None
     return SubjectInput(
         path=path,
         subject=f"sub-{subject.group(1)}",
         session=None if session is None else f"ses-{session.group(1)}",
+        variant=variant,
     )
 
 
@@ -65,8 +74,9 @@ def _is_nifti(path: Path) -> bool:
 
 
 def _looks_like_mask(path: Path) -> bool:
-    tokens = re.split(r"[_.-]", nifti_stem(path).lower())
-    return any(token in _NOT_FA_TOKENS for token in tokens)
+    stem = nifti_stem(path).lower()
+    tokens = re.split(r"[_.-]", stem)
+    return any(token in _NOT_FA_TOKENS for token in tokens) or stem.rsplit("_", 1)[-1] in _NOT_FA_SUFFIXES
 
 
 def _expand_one(item: str) -> list[Path]:
@@ -106,8 +116,8 @@ def discover_inputs(items: list[str | os.PathLike]) -> list[SubjectInput]:
                 continue  # the same file reached twice (e.g. a folder and a glob overlap)
             if other is not None:
                 raise InputError(
-                    f"same subject id {entry.key!r} as {other.path}; rename one (BIDS sub-/ses- entities "
-                    f"or distinct file names)",
+                    f"same subject id {entry.key!r} as {other.path}; rename one (BIDS sub-/ses-/acq-/run- "
+                    f"entities or distinct file names)",
                     path,
                 )
             by_key[entry.key] = entry

@@ -1,0 +1,330 @@
+"""``stylefa fa`` over a cohort: many DWI series -> FA maps named the BIDS-derivatives way.
+
+Inputs are files, shell globs or folders. A folder is searched recursively for BIDS DWI
+series, ``sub-<label>/[ses-<label>/]dwi/*_dwi.nii[.gz]`` (anything ending in ``_dwi.nii.gz``
+anywhere below it; ``derivatives/``, ``sourcedata/`` and hidden folders are skipped). Each
+series' gradients are its BIDS siblings: ``X_dwi.bval`` and ``X_dwi.bvec`` beside
+``X_dwi.nii.gz`` (the same stem), else the dataset-level ``dwi.bval``/``dwi.bvec`` at the
+folder given (BIDS inheritance, top level only).
+
+Outputs (a BIDS-derivatives folder)::
+
+    OUT/dataset_description.json                      (DatasetType "derivative")
+    OUT/sub-X/[ses-Y/]dwi/sub-X[_ses-Y][_acq-Z][_run-N]_desc-DTI_FA.nii.gz
+                                                   ..._desc-DTI_FA.json   (sidecar)
+                                                   ..._desc-DTI_MD.nii.gz (with --md)
+
+The sidecar holds the source files, the fit's settings, the gradient table's summary and QC
+numbers (mask size, clipped voxels, FA statistics). The FA maps stay in the subject's own
+(scanner) space, so no ``space-`` entity is written (BIDS: same space as the source);
+``stylefa prepare OUT --register`` takes them to the template. Series whose outputs exist
+and whose sidecar records the same source files and settings are skipped (resume). Every
+series is tried; the bad ones are reported together at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.data.bad import BadSubject, BadSubjectsError
+from stylefa.data.fa import FAConfig
+from stylefa.errors import InputError
+
+DWI_SUFFIXES = ("_dwi.nii.gz", "_dwi.nii")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SKIPPED_FOLDERS = ("derivatives", "sourcedata")
+# Entities kept in output names, in the BIDS order (sub, ses, acq, ce, rec, dir, run).
+_KEPT_ENTITIES = ("sub", "ses", "acq", "ce", "rec", "dir", "run")
+_ENTITY = re.compile(r"(?:^|_)([a-zA-Z]+)-([a-zA-Z0-9]+)(?=_|$)")
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DWISeries:
+    """One DWI series and its gradient files; ``name`` is its output stem (BIDS entities)."""
+
+    dwi: Path
+    bval: Path
+    bvec: Path
+    name: str  # e.g. "sub-01_ses-1_acq-ortho"
+    subject: str  # "sub-01" (or the file stem when the name has no sub- entity)
+    session: str | None
+
+    def folder(self, output: Path) -> Path:
+        """``OUT/sub-X/[ses-Y/]dwi`` (``OUT`` itself for non-BIDS names)."""
+        if not self.subject.startswith("sub-"):
+            return output
+        base = output / self.subject
+        return (base / self.session if self.session else base) / "dwi"
+
+    def fa_path(self, output: Path) -> Path:
+        return self.folder(output) / f"{self.name}_desc-DTI_FA.nii.gz"
+
+    def sidecar_path(self, output: Path) -> Path:
+        return self.folder(output) / f"{self.name}_desc-DTI_FA.json"
+
+    def md_path(self, output: Path) -> Path:
+        return self.folder(output) / f"{self.name}_desc-DTI_MD.nii.gz"
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in DWI_SUFFIXES + NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _gradient_files(dwi: Path, root: Path | None) -> tuple[Path, Path]:
+    """The BIDS siblings of ``dwi`` (same stem), else ``root/dwi.bval``/``dwi.bvec``."""
+    name = dwi.name
+    base = name[: -len(".gz")] if name.endswith(".gz") else name
+    base = base[: -len(".nii")] if base.endswith(".nii") else base
+    bval, bvec = dwi.with_name(f"{base}.bval"), dwi.with_name(f"{base}.bvec")
+    if not bval.is_file() and not bvec.is_file() and root is not None:
+        if (root / "dwi.bval").is_file() and (root / "dwi.bvec").is_file():
+            return root / "dwi.bval", root / "dwi.bvec"
+    return bval, bvec
+
+
+def series_from_path(dwi: Path, root: Path | None = None) -> DWISeries:
+    """Name a DWI file by its BIDS entities (or its stem) and find its gradient files."""
+    stem = _stem(dwi)
+    entities = dict(m.groups() for m in _ENTITY.finditer(stem))
+    bval, bvec = _gradient_files(dwi, root)
+    if "sub" not in entities:
+        safe = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "series"
+        return DWISeries(dwi, bval, bvec, name=safe, subject=safe, session=None)
+    name = "_".join(f"{key}-{entities[key]}" for key in _KEPT_ENTITIES if key in entities)
+    session = f"ses-{entities['ses']}" if "ses" in entities else None
+    return DWISeries(dwi, bval, bvec, name=name, subject=f"sub-{entities['sub']}", session=session)
+
+
+def _in_skipped_folder(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts[:-1]
+    return any(part in SKIPPED_FOLDERS or part.startswith(".") for part in parts)
+
+
+def _expand(item: str) -> list[tuple[Path, Path | None]]:
+    path = Path(item)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(DWI_SUFFIXES)
+                       and not _in_skipped_folder(p, path))
+        if not found:
+            raise InputError("folder contains no DWI series (sub-*/[ses-*/]dwi/*_dwi.nii.gz)", path)
+        return [(p, path) for p in found]
+    if path.is_file():
+        return [(path, None)]
+    if glob.has_magic(item):
+        files = sorted(Path(p) for p in glob.glob(item, recursive=True))
+        files = [p for p in files if p.is_file() and p.name.endswith(NIFTI_SUFFIXES)]
+        if not files:
+            raise InputError("pattern matches no NIfTI files", item)
+        return [(p, None) for p in files]
+    raise InputError("file not found", path)
+
+
+def discover_series(items: list[str | os.PathLike]) -> list[DWISeries]:
+    """Expand files/globs/BIDS folders into DWI series with unique output names."""
+    if not items:
+        raise InputError("no inputs given")
+    by_name: dict[str, DWISeries] = {}
+    for item in items:
+        for dwi, root in _expand(os.fspath(item)):
+            series = series_from_path(dwi, root)
+            other = by_name.get(series.name)
+            if other is not None and other.dwi.resolve() == dwi.resolve():
+                continue
+            if other is not None:
+                raise InputError(f"same output name {series.name!r} as {other.dwi}; give the series distinct BIDS "
+                                 f"entities (sub-, ses-, acq-, run-) or file names", dwi)
+            by_name[series.name] = series
+    return sorted(by_name.values(), key=lambda s: s.name)
+
+
+# ----------------------------------------------------------------------------- one series
+
+
+def _identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _sources(series: DWISeries) -> dict:
+    return {kind: _identity(p) if p.is_file() else str(p)
+            for kind, p in (("dwi", series.dwi), ("bval", series.bval), ("bvec", series.bvec))}
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    series: DWISeries
+    output: Path
+    config: FAConfig
+    write_md: bool
+
+
+def _finished(task: SeriesTask) -> dict | None:
+    """The sidecar of a previous run with the same sources and settings, if its outputs exist."""
+    sidecar = task.series.sidecar_path(task.output)
+    fa = task.series.fa_path(task.output)
+    if not (sidecar.is_file() and fa.is_file()) or (task.write_md and not task.series.md_path(task.output).is_file()):
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    stylefa = record.get("stylefa", {})
+    if stylefa.get("sources") != _sources(task.series) or stylefa.get("settings") != task.config.to_dict():
+        return None
+    return record
+
+
+def fa_qc(result) -> dict:
+    """QC numbers of a fit: mask size and volume, clipped voxels, FA statistics inside the mask."""
+    fa = result.fa.data[result.mask]
+    voxel_ml = float(abs(np.linalg.det(result.fa.affine[:3, :3]))) / 1000.0
+    return {
+        "mask_voxels": int(result.mask.sum()),
+        "mask_volume_ml": round(int(result.mask.sum()) * voxel_ml, 1),
+        "automatic_mask": bool(result.auto_mask),
+        "clipped_voxels": int(result.clipped_voxels),
+        "fa_mean": float(fa.mean()) if fa.size else None,
+        "fa_median": float(np.median(fa)) if fa.size else None,
+        "fa_fraction_above_0p9": float(np.mean(fa > 0.9)) if fa.size else None,
+    }
+
+
+def fit_series(task: SeriesTask) -> dict:
+    """Fit one series and write its outputs (atomically); a user error comes back as data.
+
+    Runs in a worker process, so one bad series does not stop the others.
+    """
+    from stylefa import __version__
+    from stylefa.data.fa import fa_from_files
+    from stylefa.data.nifti import save_volume
+    from stylefa.fileio import write_json
+
+    series = task.series
+    previous = _finished(task)
+    if previous is not None:
+        return {"ok": True, "name": series.name, "reused": True, "qc": previous["stylefa"]["qc"]}
+    try:
+        if not series.bval.is_file() or not series.bvec.is_file():
+            missing = series.bval if not series.bval.is_file() else series.bvec
+            raise InputError(f"no gradient file beside the DWI ({missing.name}; BIDS: X_dwi.bval and X_dwi.bvec "
+                             f"beside X_dwi.nii.gz)", series.dwi)
+        result = fa_from_files(series.dwi, series.bval, series.bvec, None, task.config)
+    except InputError as exc:
+        return {"ok": False, "name": series.name, "path": str(exc.path or series.dwi), "problem": exc.problem}
+    folder = series.folder(task.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    qc = fa_qc(result)
+    save_volume(result.fa, series.fa_path(task.output))
+    if task.write_md:
+        save_volume(result.md, series.md_path(task.output))
+    sidecar = {
+        "Description": "Fractional anisotropy of a diffusion-tensor fit (dipy TensorModel, weighted least squares), "
+                       "clipped to [0, 1], 0 outside the brain mask",
+        "Sources": [str(series.dwi), str(series.bval), str(series.bvec)],
+        "Units": "arbitrary (FA, 0-1)",
+        "stylefa": {
+            "version": __version__,
+            "sidecar_version": SIDECAR_VERSION,
+            "sources": _sources(series),
+            "settings": task.config.to_dict(),
+            "gradients": result.gradients,
+            "qc": qc,
+        },
+    }
+    write_json(series.sidecar_path(task.output), sidecar)  # last: marks the series finished
+    return {"ok": True, "name": series.name, "reused": False, "qc": qc}
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    output: Path
+    written: list[str]
+    reused: list[str]
+    skipped: list[BadSubject]
+
+
+def _write_description(output: Path) -> None:
+    from stylefa import __version__
+    from stylefa.fileio import write_json
+
+    path = output / "dataset_description.json"
+    if path.is_file():
+        return
+    write_json(path, {
+        "Name": "stylefa FA maps",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "stylefa", "Version": __version__,
+                         "Description": "stylefa fa: diffusion-tensor fit (dipy, WLS) -> FA"}],
+    })
+
+
+def _run(tasks: list[SeriesTask], workers: int) -> list[dict]:
+    from tqdm import tqdm
+
+    results = []
+    with tqdm(total=len(tasks), desc="fa", unit="series", disable=None) as progress:
+        if workers == 1 or len(tasks) <= 1:
+            for task in tasks:
+                results.append(fit_series(task))
+                progress.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a forked child of a process that already runs OpenMP threads can hang.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                for result in pool.map(fit_series, tasks, chunksize=1):
+                    results.append(result)
+                    progress.update(1)
+    return results
+
+
+def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config: FAConfig | None = None,
+              workers: int = 1, write_md: bool = False, skip_bad: bool = False) -> BatchResult:
+    """FA maps for every DWI series in ``inputs`` (files, globs, BIDS folders) under ``output``.
+
+    Good series are always written (so a rerun resumes); bad ones are collected and raised
+    together as ``BadSubjectsError`` unless ``skip_bad``.
+    """
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    config = config or FAConfig()
+    output = Path(output)
+    series = discover_series(inputs)
+    if output.exists() and not output.is_dir():
+        raise InputError("output must be a folder when several DWI series are given", output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder ({exc.strerror})", output) from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise InputError("output folder is not writable", output)
+    _write_description(output)
+    results = _run([SeriesTask(s, output, config, write_md) for s in series], workers)
+    bad = [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]
+    good = [r for r in results if r["ok"]]
+    if bad and not skip_bad:
+        raise BadSubjectsError(bad, len(good))
+    return BatchResult(
+        output=output,
+        written=[r["name"] for r in good if not r["reused"]],
+        reused=[r["name"] for r in good if r["reused"]],
+        skipped=bad,
+    )

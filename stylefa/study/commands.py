@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
+    study.add_argument("--restarts", type=int, default=1,
+                       help="projections per target with other random seeds; > 1 reports their spread "
+                            "(optimiser luck vs condition effects; default 1)")
     study.add_argument("--batch-size", type=int, default=8)
     study.add_argument("--w-avg-samples", type=int, default=10000)
     study.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -77,6 +80,7 @@ def _run_study(args: argparse.Namespace) -> int:
         lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,
         seed=args.seed, device=str(resolve_device(args.device)), figure_slices=args.figure_slices,
+        restarts=args.restarts,
     )
     result = run_study(config)
     print(f"{result.num_projections} projections; report: {result.report}")

@@ -83,6 +83,8 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
     G = frozen_copy(G, device)
     w_stats = compute_w_stats(G, num_samples=w_avg_samples, seed=config.w_avg_seed, device=device)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    if str(device) == "cpu":
+        print_time_estimate(G, batches[0], config, distance, w_stats, len(todo))
     steps = render_steps(config.steps)
     progress = ProgressLines(len(todo), "project")
     for batch in tqdm(batches, desc="project", unit="batch", disable=None):
@@ -103,6 +105,41 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
             results[target.id] = image.astype(np.float32)
         progress.update(len(batch), float(np.mean(result.curves["loss"][-1])))
     return results
+
+
+LONG_RUN_S = 600.0
+
+
+def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total: int, stream=None) -> float:
+    """Time two projection steps of the first batch and print what the whole run will take;
+    above 10 minutes, also how to make it shorter. Returns the estimate in seconds."""
+    import dataclasses
+    import sys
+    import time
+
+    import torch
+
+    from stylefa.project.projector import project_batch
+
+    stream = stream or sys.stderr
+    images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float()
+    labels = torch.from_numpy(np.stack([t.label for t in batch])).float() if G.c_dim else None
+    probe = dataclasses.replace(config, steps=3)
+    start = time.perf_counter()
+    project_batch(G, images, distance, probe, w_stats, [t.id for t in batch], labels=labels)
+    # 3 steps + one final rendering; the first step carries one-off allocation costs.
+    per_image_step = (time.perf_counter() - start) / (3 * len(batch))
+    estimate = per_image_step * total * config.steps
+    line = (f"stylefa: {total} projections x {config.steps} steps on the CPU: about {estimate / 60:.0f} min "
+            f"({per_image_step * 1000:.0f} ms per image and step, {torch.get_num_threads()} thread(s))")
+    if estimate > LONG_RUN_S:
+        quick = 600.0 / (per_image_step * config.steps)
+        line += (f". That is long: for a first look use fewer slices/conditions/steps (about {quick:.0f} "
+                 f"projections at {config.steps} steps fit in 10 min, e.g. --max-slices 4 --conditions "
+                 "none,noise:0.05,blur:2), a GPU (--device cuda), or --threads 1 on a busy machine; "
+                 "the run resumes where it stops")
+    print(line, file=stream, flush=True)
+    return estimate
 
 
 class ProgressLines:

@@ -83,8 +83,20 @@ def _run_study(args: argparse.Namespace) -> int:
         restarts=args.restarts,
     )
     result = run_study(config)
+    _print_findings(result)
     print(f"{result.num_projections} projections; report: {result.report}")
     return 0
+
+
+def _print_findings(result) -> None:
+    import json
+
+    from stylefa.study.report_sections import findings_text
+
+    summary = json.loads(result.summary_json.read_text())
+    print("Findings (the study's claims against these measurements; details in the report):")
+    for line in findings_text(summary):
+        print("  " + line)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -96,5 +108,6 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
     result = run_demo(DemoConfig(outdir=args.outdir, lesions=list(args.lesions), flair=list(args.flair),
                                  network=args.network, steps=args.steps, device=args.device))
+    _print_findings(result)
     print(result.report)
     return 0

@@ -88,13 +88,17 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
 
 def warm_start(options: dict, run: Path) -> dict | None:
     """The network a run was warm-started from (``--resume`` with a network-only file)."""
+    if options.get("init_from"):  # --init-from: the run's kimg already counts on from the file's
+        path = Path(options["init_from"])
+        return {"file": path.name, "kimg": options.get("init_kimg", 0.0), "counted_in": True,
+                "sha256": file_digest(path) if path.is_file() else None}
     resume = options.get("resume")
     if not resume or resume == "auto":
         return None
     for candidate in (Path(resume), run.parent.parent / resume, run.parent / resume):
         if candidate.is_file() and not candidate.name.startswith("resume-"):
             return {"file": candidate.name, "kimg": read_metadata(candidate)["provenance"].kimg,
-                    "sha256": file_digest(candidate)}
+                    "sha256": file_digest(candidate), "counted_in": False}
     return None
 
 
@@ -155,7 +159,7 @@ def main() -> None:
             history.append((kimg, diversity(fixed_fakes(load_networks(path)["G_ema"].eval()))))
     options = extra.get("options", {})
     base = warm_start(options, args.run)
-    base_kimg = base["kimg"] if base else 0.0
+    base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
     evaluation = demo_eval(model_path, args.eval_dir / f"kimg{provenance.kimg:g}", args.steps)
     curve = []
     for k in sorted(set(args.curve)):
@@ -242,10 +246,11 @@ def curve_table(r: dict) -> str:
 def card(r: dict, options: dict) -> str:
     hours = r["training_seconds"] / 3600
     base = r.get("warm_start")
+    flag = "--init-from" if base and base.get("counted_in") else "--resume"
     warm = ("" if not base else
-            f"#   warm start: --resume {base['file']} (the previous demo generator, G_ema only, {base['kimg']:g} kimg;\n"
-            f"#   G and G_ema start from it, D starts fresh; this run's kimg count starts at 0)\n")
-    total = f"{r['total_kimg']:.1f} kimg in all ({base['kimg']:g} before the warm start + {r['kimg']:.1f})" if base \
+            f"#   warm start: {flag} {base['file']} (the previous demo generator, G_ema only, {base['kimg']:g} kimg;\n"
+            f"#   G and G_ema start from it, D and the optimisers start fresh)\n")
+    total = f"{r['total_kimg']:.1f} kimg in all ({base['kimg']:g} before the warm start)" if base \
         else f"{r['kimg']:.1f} kimg"
     g = options.get("G", {}).get("synthesis", {})
     loss = options.get("loss", {})
@@ -265,7 +270,7 @@ real patients and must not be used for any scientific or clinical conclusion: tr
 stylefa template --download
 stylefa cohort -o cohort --subjects 120 --seed 0 --voxel-size 2.5
 stylefa prepare cohort -o ds64 --resolution 64
-stylefa train --data ds64 --outdir runs --cfg small --mirror --kimg 500 --tick 1 --snap 5 --seed 0{' --resume ' + base['file'] if base else ''}
+stylefa train --data ds64 --outdir runs --cfg small --mirror --kimg 500 --tick 1 --snap 5 --seed 0{' ' + flag + ' ' + base['file'] if base else ''}
 {warm}#   stopped at the snapshot below to ship it; `--resume runs/<run dir>` continues it exactly
 python tools/make_demo_model.py --run runs/<run dir> --data ds64
 ```

@@ -97,7 +97,8 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
         if G.c_dim:
             labels = torch.from_numpy(np.stack([t.label for t in batch])).float().to(device)
         result = project_batch(G, images, distance, config, w_stats, [t.id for t in batch], masks=masks,
-                               labels=labels, render_at=steps)
+                               labels=labels, render_at=steps,
+                               on_step=lambda step, n=len(batch): progress.step(step, config.steps, n))
         fa = ((result.images[:, 0].detach().float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
         for index, (target, image) in enumerate(zip(batch, fa)):
             _write_convergence(folder, target.id, index, result, steps)
@@ -154,6 +155,18 @@ class ProgressLines:
         self.stream = stream or sys.stderr
         self.enabled = force or not (hasattr(self.stream, "isatty") and self.stream.isatty())
         self.start = time.time()
+
+    def step(self, step: int, steps: int, batch: int, every: int = 4) -> None:
+        """A line ``every`` times per batch: step within the batch and the ETA of the whole run."""
+        import time
+
+        if not self.enabled or (step + 1) % max(1, steps // every) or step + 1 == steps:
+            return
+        done = self.done + batch * (step + 1) / steps
+        elapsed = time.time() - self.start
+        eta = elapsed / done * (self.total - done)
+        print(f"{self.what}: targets {self.done + 1}-{self.done + batch}/{self.total}, step {step + 1}/{steps}, "
+              f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s", file=self.stream, flush=True)
 
     def update(self, count: int, loss: float) -> None:
         import time

@@ -27,6 +27,14 @@ def test_progress_lines_in_logs_not_on_a_terminal():
         def isatty(self):
             return True
 
+    log = io.StringIO()
+    progress = ProgressLines(8, "project", stream=log)
+    for step in range(100):
+        progress.step(step, 100, 4)
+    lines = log.getvalue().splitlines()
+    assert [line.split("step ")[1].split(",")[0] for line in lines] == ["25/100", "50/100", "75/100"]
+    assert lines[0].startswith("project: targets 1-4/8, step 25/100") and "ETA" in lines[0]
+
     tty = Terminal()
     ProgressLines(3, "project", stream=tty).update(3, 1.0)
     assert tty.getvalue() == ""  # the tqdm bar is there instead

@@ -36,8 +36,9 @@ def convergence_summary(cases, folder: Path, restart_of: dict[str, str] | None =
         ssims = [metrics.reduce_ssim_map(metrics.ssim_map(case.original, r), case.brain) for r in record["renders"]]
         per_condition.setdefault(case.condition, []).append(ssims)
         targets.append({"target": case.target_id, "slice": case.slice_key, "condition": case.condition,
-                        "final_loss": record["final_loss"], "ssim_brain": ssims,
-                        "loss_steps": record["loss_steps"], "loss": record["loss"]})
+                        "final_loss": record["final_loss"], "final_distance": record.get("final_distance"),
+                        "ssim_brain": ssims, "loss_steps": record["loss_steps"], "loss": record["loss"],
+                        "distance": record.get("distance")})
     out = {"steps": steps or [], "conditions": {}, "targets": targets}
     for name, rows in per_condition.items():
         a = np.asarray(rows, dtype=np.float64)
@@ -64,7 +65,8 @@ def restart_spread(targets: list[dict], restart_of: dict[str, str]) -> dict:
 
 
 def convergence_figure(summary: dict, stem) -> tuple[Path, Path]:
-    """Left: mean SSIM (brain, vs original) vs step per condition. Right: every target's loss curve."""
+    """Left: mean SSIM (brain, vs original) vs step per condition. Right: every target's
+    perceptual-distance curve."""
     from stylefa.study.figures import _figure, save_figure
 
     fig = _figure(7.2, 2.9)
@@ -80,11 +82,14 @@ def convergence_figure(summary: dict, stem) -> tuple[Path, Path]:
     left.tick_params(labelsize=7)
     left.grid(alpha=0.3)
     left.legend(fontsize=6, frameon=False)
+    # The perceptual distance, not the loss: the loss is dominated early on by the noise
+    # regulariser (weight 1e5), which hides whether the image still changes.
     for t in summary["targets"]:
-        right.plot(t["loss_steps"], t["loss"], lw=0.6, alpha=0.5, color=colours.get(t["condition"], "grey"))
+        right.plot(t["loss_steps"], t.get("distance") or t["loss"], lw=0.6, alpha=0.5,
+                   color=colours.get(t["condition"], "grey"))
     right.set_yscale("log")
     right.set_xlabel("projection step", fontsize=8)
-    right.set_ylabel("loss per target", fontsize=8)
+    right.set_ylabel("perceptual distance per target", fontsize=8)
     right.tick_params(labelsize=7)
     right.grid(alpha=0.3)
     return save_figure(fig, stem)
@@ -111,13 +116,17 @@ def convergence_html(summary: dict, worst: int = 8) -> str:
              "projection steps (the same projections, rendered part-way). A last column near zero means more steps "
              "would not change the result.</p>",
              f"<table><tr><th class='l'>condition</th><th>n</th>{head}<th>last gain</th></tr>{''.join(rows)}</table>"]
-    targets = sorted(conv.get("targets", []), key=lambda t: -t["final_loss"])[:worst]
+    targets = sorted(conv.get("targets", []), key=lambda t: -(t.get("final_distance") or t["final_loss"]))[:worst]
     if targets:
-        body = "".join(f"<tr><td class='l'>{html.escape(t['target'])}</td><td>{t['final_loss']:.4g}</td>"
-                       f"<td>{t['ssim_brain'][-1]:.3f}</td></tr>" for t in targets)
-        parts.append(f"<p class='note'>Targets with the highest final loss (all targets: summary.json, "
-                     f"convergence.targets):</p><table><tr><th class='l'>target</th><th>final loss</th>"
-                     f"<th>SSIM brain</th></tr>{body}</table>")
+        def num(v):
+            return "–" if v is None else f"{v:.4g}"
+
+        body = "".join(f"<tr><td class='l'>{html.escape(t['target'])}</td><td>{num(t.get('final_distance'))}</td>"
+                       f"<td>{num(t['final_loss'])}</td><td>{t['ssim_brain'][-1]:.3f}</td></tr>" for t in targets)
+        parts.append(f"<p class='note'>Targets farthest from their input at the end (perceptual distance; all "
+                     f"targets: summary.json, convergence.targets). A projection that jumped to another slice "
+                     f"level shows up here with a low SSIM:</p><table><tr><th class='l'>target</th>"
+                     f"<th>final distance</th><th>final loss</th><th>SSIM brain</th></tr>{body}</table>")
     spread = conv.get("restarts") or {}
     if spread:
         body = "".join(f"<tr><td class='l'>{html.escape(c)}</td><td>{e['targets']}</td><td>{e['restarts']}</td>"

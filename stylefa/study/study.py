@@ -452,7 +452,8 @@ def run_study(config: StudyConfig) -> StudyResult:
 
         png = convergence_figure(summary["convergence"], outdir / "figures" / "fig5_convergence")[0]
         figure_items["Fig. 5 — convergence"] = [(png, "Left: mean SSIM inside the brain vs the original after each "
-                                                 "number of steps, per condition. Right: loss curve of every target.")]
+                                                 "number of steps, per condition. Right: perceptual distance to its input of every "
+                                                 "target vs step.")]
     card = _model_card(config.network, metadata["provenance"])
     html = build_report(title="stylefa projection study", settings={"study": config.to_dict(), **settings},
                         summary=summary, figures=figure_items, model_card=card, perceptual=perceptual_record,

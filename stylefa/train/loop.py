@@ -550,6 +550,8 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
     then train. ``dataset`` (anything like ``FADataset``: ``resolution``, ``label_dim``,
     ``__len__``, ``__getitem__`` -> (image [1, R, R] in [-1, 1], label), optional ``label(i)``)
     replaces ``options.data``; under torchrun every process calls this."""
+    import dataclasses
+
     from stylefa.fileio import write_json
     from stylefa.train.distributed import init_distributed, shutdown_distributed
     from stylefa.train.options import summary_lines
@@ -577,6 +579,8 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
 
                     stored = ResolvedTrainConfig.from_dict(json.loads(plan.resume_meta.read_text())["options"])
                     check_same_training(stored.training_identity(), config.training_identity(), plan.resume_meta)
+                    # A resumed warm start still records where it started.
+                    config = dataclasses.replace(config, init_from=stored.init_from, init_kimg=stored.init_kimg)
                 plan.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(plan.run_dir)
                 write_json(plan.run_dir / OPTIONS_FILE, config.to_dict())

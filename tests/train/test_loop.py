@@ -149,6 +149,12 @@ def test_init_from_warm_starts_at_the_files_kimg(tmp_path, capsys):
     for key in ("synthesis.b4.const", "mapping.fc0.weight"):
         torch.testing.assert_close(snap[f"G_ema.{key}"], source[key], atol=1e-2, rtol=0)
     assert snap["G.mapping.w_avg"].mean().item() == pytest.approx(0.5, abs=0.05)
+    # Resuming the warm-started run keeps counting and keeps the record of the warm start.
+    assert main(["train", "--data", str(data), "--outdir", str(tmp_path / "runs"), "--cfg", "tiny",
+                 "--kimg", "3.008", "--resume", "auto"]) == 0
+    assert json.loads((run_dir / "resume-000003.json").read_text())["cur_nimg"] == 3008
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["init_from"] == str(tmp_path / "demo.safetensors") and options["init_kimg"] == 3.0
 
 
 def test_init_from_copies_weights_exactly_and_refuses_another_architecture(tmp_path):

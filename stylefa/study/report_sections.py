@@ -62,7 +62,7 @@ def findings_text(summary: dict) -> list[str]:
     return [f"[{f.verdict}] {f.sentence}" for f in findings(summary)]
 
 
-PROVENANCE_FIELDS = (("stylefa", "stylefa_version"), ("date (UTC)", "date"), ("runtime", "runtime"),
+PROVENANCE_FIELDS = (("stylefa", "stylefa_version"), ("date (UTC)", "date"), ("runtime of this invocation", "runtime"),
                      ("hardware", "hardware"), ("torch", "torch"), ("device", "device"), ("threads", "threads"),
                      ("network", "network"), ("network sha256", "network_sha256"))
 

@@ -18,7 +18,7 @@ STYLE = """
 .verdict { font-weight: bold; padding: 0 0.35em; border-radius: 3px; font-size: 0.85em; }
 .v-reproduced { background: #d4edda; } .v-not-reproduced { background: #f8d7da; } .v-inconclusive { background: #e2e3e5; }
 .caveats { color: #6b5400; font-size: 0.9em; }
-.card table { font-size: 0.85em; } .card img { max-width: 420px; }
+.card table { font-size: 0.85em; } .card td, .card th { text-align: left; } .card img { max-width: 420px; }
 """
 
 _VERDICT_CLASS = {REPRODUCED: "v-reproduced", NOT_REPRODUCED: "v-not-reproduced", INCONCLUSIVE: "v-inconclusive"}

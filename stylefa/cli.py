@@ -17,7 +17,7 @@ import sys
 
 from stylefa import __version__
 from stylefa.errors import StyleFAError
-from stylefa.runtime import tune_cpu_allocator
+from stylefa.runtime import COMPUTE_COMMANDS, add_threads_argument, apply_threads, tune_cpu_allocator
 
 # Order is the order of the pipeline, which is also the order of ``--help``.
 COMMAND_MODULES = (
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    for name, sub in subparsers.choices.items():
+        if name in COMPUTE_COMMANDS and not any("--threads" in a.option_strings for a in sub._actions):
+            add_threads_argument(sub)
     return parser
 
 
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        apply_threads(getattr(args, "threads", None))
         result = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows up here rather than at exit
     except StyleFAError as exc:

@@ -62,3 +62,31 @@ def resolve_device(name: str, local_rank: int | None = None):
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device
+
+
+# Commands that run numerical work in torch (``--threads`` is added to each by the CLI).
+COMPUTE_COMMANDS = ("generate", "fa", "register", "prepare", "cohort", "train", "metrics", "project", "study", "demo")
+
+
+def add_threads_argument(parser) -> None:
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="CPU threads for torch (torch.set_num_threads; default: torch's, usually one per core). "
+             "On a busy machine 1 can be many times faster than the core count")
+
+
+def apply_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` (and inter-op threads), with a one-line error for < 1."""
+    if threads is None:
+        return
+    from stylefa.errors import InputError
+
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set, or parallel work has started: intra-op is what matters
+        pass

@@ -69,6 +69,39 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
+    """SSIM inside the brain of unmodified slices and synthetic-lesion AUROC of
+    |projection - lesioned input|, measured by `stylefa demo` itself (held-out simulated subjects,
+    the demo's slices, steps and perceptual distance) with only the unmodified condition."""
+    from stylefa.study.demo import DemoConfig, run_demo
+
+    config = DemoConfig(outdir=str(workdir), network=str(network), conditions="none", device="cpu")
+    if steps is not None:
+        config.steps = steps
+    result = run_demo(config)
+    summary = json.loads(Path(result.summary_json).read_text())
+    ssim = summary["conditions"]["none"]["original"]["brain"]["ssim"]
+    auroc = summary["lesions"]["lesioned input"]["auroc"]
+    return {"ssim_brain": ssim["mean"], "ssim_brain_ci95": ssim["ci95"], "ssim_n": ssim["n"],
+            "auroc": auroc["mean"], "auroc_ci95": auroc["ci95"], "auroc_n": auroc["n"], "steps": config.steps}
+
+
+def warm_start(options: dict, run: Path) -> dict | None:
+    """The network a run was warm-started from (``--resume`` with a network-only file)."""
+    if options.get("init_from"):  # --init-from: the run's kimg already counts on from the file's
+        path = Path(options["init_from"])
+        return {"file": path.name, "kimg": options.get("init_kimg", 0.0), "counted_in": True,
+                "sha256": file_digest(path) if path.is_file() else None}
+    resume = options.get("resume")
+    if not resume or resume == "auto":
+        return None
+    for candidate in (Path(resume), run.parent.parent / resume, run.parent / resume):
+        if candidate.is_file() and not candidate.name.startswith("resume-"):
+            return {"file": candidate.name, "kimg": read_metadata(candidate)["provenance"].kimg,
+                    "sha256": file_digest(candidate), "counted_in": False}
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="training run directory")
@@ -77,6 +110,14 @@ def main() -> None:
     parser.add_argument("--num-gen", type=int, default=2520, help="generated images for FID/KID")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--curve", type=int, nargs="*", default=[],
+                        help="also measure SSIM/AUROC (and FID with --curve-fid) at these kimg of the run")
+    parser.add_argument("--curve-fid", action="store_true", help="FID at every --curve snapshot (slow on a CPU)")
+    parser.add_argument("--eval-dir", type=Path, default=Path("demo-eval"),
+                        help="scratch folder for the demo evaluations (default ./demo-eval)")
+    parser.add_argument("--steps", type=int, default=None, help="projection steps (default: the demo's)")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="metrics.json of the model this one replaces, for the card's comparison")
     args = parser.parse_args()
     tune_cpu_allocator()
     torch.set_num_threads(args.threads)
@@ -117,6 +158,23 @@ def main() -> None:
         if kimg % 10 == 0 and 0 < kimg <= provenance.kimg:
             history.append((kimg, diversity(fixed_fakes(load_networks(path)["G_ema"].eval()))))
     options = extra.get("options", {})
+    base = warm_start(options, args.run)
+    base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
+    evaluation = demo_eval(model_path, args.eval_dir / f"kimg{provenance.kimg:g}", args.steps)
+    curve = []
+    for k in sorted(set(args.curve)):
+        path = args.run / f"network-snapshot-{k:06d}.safetensors"
+        if not path.is_file():
+            sys.exit(f"{path}: no such snapshot for --curve")
+        G_k = load_networks(path)["G_ema"].eval()
+        point = {"kimg": k + base_kimg}
+        if args.curve_fid:
+            point["fid"] = compute_metrics(G_k, dataset, ["fid"], config).get("fid")
+        tmp = args.eval_dir / f"snapshot{k:06d}.safetensors"
+        save_networks(tmp, G_ema=G_k, provenance=Provenance(source="train", kimg=k, extra={"dataset": extra["dataset"]}))
+        point.update(demo_eval(tmp, args.eval_dir / f"kimg{k}", args.steps))
+        curve.append(point)
+    previous = json.loads(args.previous.read_text()) if args.previous else None
     record = {
         "snapshot": snapshot.name,
         "kimg": provenance.kimg,
@@ -133,14 +191,67 @@ def main() -> None:
         "file_mb": model_path.stat().st_size / 2**20,
         "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads, no GPU",
         "torch": torch.__version__,
+        "warm_start": base,
+        "total_kimg": provenance.kimg + base_kimg,
+        "demo_eval": evaluation,
+        "curve": curve,
+        "previous": None if previous is None else {k: previous.get(k) for k in (
+            "kimg", "total_kimg", "fid", "demo_eval", "snapshot")},
     }
     write_json(args.out / "metrics.json", record)
     write_text(args.out / "MODEL_CARD.md", card(record, options))
     print(json.dumps(record, indent=2))
 
 
+TARGETS = {"ssim_brain": (">=", 0.70), "fid": ("<=", 20.0), "auroc": (">=", 0.85)}
+
+
+def _met(value, rule) -> str:
+    op, limit = rule
+    if value is None:
+        return "not measured"
+    ok = value >= limit if op == ">=" else value <= limit
+    return "**met**" if ok else "not met"
+
+
+def targets_table(r: dict) -> str:
+    e = r["demo_eval"]
+    rows = [("SSIM inside the brain, unmodified slices", e["ssim_brain"],
+             f"{e['ssim_brain']:.3f} [{e['ssim_brain_ci95'][0]:.3f}, {e['ssim_brain_ci95'][1]:.3f}], n = {e['ssim_n']}",
+             TARGETS["ssim_brain"]),
+            ("FID vs the training cohort", r["fid"], f"{r['fid']:.1f}", TARGETS["fid"]),
+            ("synthetic-lesion AUROC of abs(projection - lesioned input)", e["auroc"],
+             f"{e['auroc']:.3f} [{e['auroc_ci95'][0]:.3f}, {e['auroc_ci95'][1]:.3f}], n = {e['auroc_n']}",
+             TARGETS["auroc"])]
+    prev = (r.get("previous") or {})
+    prev_eval = prev.get("demo_eval") or {}
+    prev_values = [prev_eval.get("ssim_brain"), prev.get("fid"), prev_eval.get("auroc")]
+    lines = ["| metric | target | this model | previous model | |", "| --- | --- | --- | --- | --- |"]
+    for (name, value, text, rule), old in zip(rows, prev_values):
+        lines.append(f"| {name} | {rule[0]} {rule[1]:g} | {text} | "
+                     f"{'–' if old is None else f'{old:.3g}'} | {_met(value, rule)} |")
+    return "\n".join(lines)
+
+
+def curve_table(r: dict) -> str:
+    if not r["curve"]:
+        return "(no curve measured)"
+    lines = ["| kimg (total) | FID | SSIM brain | lesion AUROC |", "| --- | --- | --- | --- |"]
+    for p in r["curve"]:
+        fid = f"{p['fid']:.1f}" if p.get("fid") is not None else "–"
+        lines.append(f"| {p['kimg']:g} | {fid} | {p['ssim_brain']:.3f} | {p['auroc']:.3f} |")
+    return "\n".join(lines)
+
+
 def card(r: dict, options: dict) -> str:
     hours = r["training_seconds"] / 3600
+    base = r.get("warm_start")
+    flag = "--init-from" if base and base.get("counted_in") else "--resume"
+    warm = ("" if not base else
+            f"#   warm start: {flag} {base['file']} (the previous demo generator, G_ema only, {base['kimg']:g} kimg;\n"
+            f"#   G and G_ema start from it, D and the optimisers start fresh)\n")
+    total = f"{r['total_kimg']:.1f} kimg in all ({base['kimg']:g} before the warm start)" if base \
+        else f"{r['kimg']:.1f} kimg"
     g = options.get("G", {}).get("synthesis", {})
     loss = options.get("loss", {})
     eff = options.get("effective_optim", {})
@@ -159,21 +270,31 @@ real patients and must not be used for any scientific or clinical conclusion: tr
 stylefa template --download
 stylefa cohort -o cohort --subjects 120 --seed 0 --voxel-size 2.5
 stylefa prepare cohort -o ds64 --resolution 64
-stylefa train --data ds64 --outdir runs --cfg small --mirror --kimg 500 --tick 1 --snap 5 --seed 0
-#   stopped at the snapshot below to ship it; `--resume runs/<run dir>` continues it exactly
+stylefa train --data ds64 --outdir runs --cfg small --mirror --kimg 500 --tick 1 --snap 5 --seed 0{' ' + flag + ' ' + base['file'] if base else ''}
+{warm}#   stopped at the snapshot below to ship it; `--resume runs/<run dir>` continues it exactly
 python tools/make_demo_model.py --run runs/<run dir> --data ds64
 ```
 
 | | |
 | --- | --- |
 | snapshot | `{r['snapshot']}` |
-| training length | **{r['kimg']:.1f} kimg** (of the 500 planned; stopped to ship) |
+| training length | **{total}** (of the 500 planned; stopped to ship) |
 | training time | {r['training_seconds']:.0f} s = {hours:.1f} h over {r['ticks']} ticks |
 | hardware | {r['hardware']} (torch {r['torch']}) |
 | architecture | `--cfg small`: channel_base {g.get('channel_base')}, channel_max {g.get('channel_max')} (32-64 feature maps), 2 mapping layers, 512-d z and w; {r['parameters']:,} parameters in G; {r['file_mb']:.1f} MB |
 | training settings | batch {options.get('batch')}, R1 gamma {loss.get('r1_gamma')}, path length {loss.get('pl_weight')}, style mixing {loss.get('style_mixing_prob')}, Adam base lr {options.get('optim', {}).get('lr')} (effective G {eff.get('G', {}).get('lr', 0):.4g}, D {eff.get('D', {}).get('lr', 0):.4g}), betas (0, 0.99), x-flips, ADA pipe `bg` (target 0.6) |
 
 ## How good it is
+
+Targets of issue 12, measured by `tools/make_demo_model.py` (SSIM and AUROC: `stylefa demo`'s
+own projections of held-out simulated subjects, {r['demo_eval']['steps']} steps, unmodified slices and its
+synthetic lesion):
+
+{targets_table(r)}
+
+Measured during training (same measures; FID only where `--curve-fid` was given):
+
+{curve_table(r)}
 
 | metric | value |
 | --- | --- |

@@ -39,6 +39,9 @@ class BatchResult:
     final_distance: torch.Tensor  # [B] distance of the final rendering (no w perturbation)
     curves: dict[str, np.ndarray]  # column -> [steps, B] (lr, w_noise_scale: [steps])
     frames: list[list[np.ndarray]] = field(default_factory=list)  # per target: FA-scale frames
+    # step -> [B, C, R, R] rendering of the current latents (no w perturbation) after that many
+    # steps, for convergence curves (``render_at``); cheap: one forward pass each.
+    renders: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def target_seed(seed: int, target_id: str) -> int:
@@ -119,6 +122,7 @@ def project_batch(
     masks: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
     on_step: Callable[[int], None] | None = None,
+    render_at: tuple[int, ...] = (),
 ) -> BatchResult:
     """Project ``targets`` [B, C, R, R] (generator scale, [-1, 1]) with ``distance``.
 
@@ -152,6 +156,7 @@ def project_batch(
     curves: dict[str, np.ndarray] = {"lr": np.zeros(config.steps)}
     curves["w_noise_scale"] = np.zeros(config.steps)
     frames: list[list[np.ndarray]] = [[] for _ in range(batch)]
+    renders: dict[int, torch.Tensor] = {}
 
     for step in range(config.steps):
         lr = learning_rate(step, config.steps, config.initial_lr, config.lr_rampdown_length, config.lr_rampup_length)
@@ -185,6 +190,10 @@ def project_batch(
         if config.video_every and step % config.video_every == 0:
             for frame_list, frame in zip(frames, to_fa_frames(synth)):
                 frame_list.append(frame)
+        if step + 1 in render_at:
+            with torch.no_grad():
+                ws_now = w_opt.detach().expand(-1, G.num_ws, -1) if config.space == "w" else w_opt.detach()
+                renders[step + 1] = G.synthesis(ws_now, noise_mode="const", noise_override=noise).detach()
         if on_step is not None:
             on_step(step)
 
@@ -199,7 +208,8 @@ def project_batch(
     if config.video_every:
         for frame_list, frame in zip(frames, to_fa_frames(images)):
             frame_list.append(frame)
-    return BatchResult(ws, final_noise, images, final_distance, curves, frames if config.video_every else [])
+    return BatchResult(ws, final_noise, images, final_distance, curves, frames if config.video_every else [],
+                       renders)
 
 
 def frozen_copy(G, device):

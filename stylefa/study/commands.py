@@ -63,6 +63,9 @@ def register(subparsers) -> None:
     study.add_argument("--no-lpips-metric", action="store_true", help="skip the LPIPS metric column")
     study.add_argument("--figure-slices", type=int, default=3,
                        help="slices drawn in Figs. 1-2 (and twice as many lesion panels; default 3)")
+    study.add_argument("--restarts", type=int, default=1,
+                       help="projections per target with other random seeds; > 1 reports their spread "
+                            "(optimiser luck vs condition effects; default 1)")
     study.add_argument("--batch", dest="batch_size", type=int, default=8,
                        help="projections optimised at once (default 8)")
     add_deprecated_alias(study, "--batch-size", "--batch", "batch_size", int)
@@ -103,11 +106,24 @@ def _run_study(args: argparse.Namespace) -> int:
         lpips_heads=args.lpips_heads, stlpips_weights=args.stlpips_weights, download=args.download,
         lpips_metric=not args.no_lpips_metric, batch_size=args.batch_size, w_avg_samples=args.w_avg_samples,
         seed=args.seed, device=str(resolve_device(args.device)), figure_slices=args.figure_slices,
+        restarts=args.restarts,
     )
     result = run_study(config)
+    _print_findings(result)
     print(f"{result.num_projections} projections; report: {result.report}; "
           f"volumes: {result.outdir / 'derivatives' / 'stylefa'}")
     return 0
+
+
+def _print_findings(result) -> None:
+    import json
+
+    from stylefa.study.report_sections import findings_text
+
+    summary = json.loads(result.summary_json.read_text())
+    print("Findings (the study's claims against these measurements; details in the report):")
+    for line in findings_text(summary):
+        print("  " + line)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -119,5 +135,6 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
     result = run_demo(DemoConfig(outdir=args.outdir, lesions=list(args.lesions), flair=list(args.flair),
                                  network=args.network, steps=args.steps, device=args.device))
+    _print_findings(result)
     print(result.report)
     return 0

@@ -26,9 +26,10 @@ class DemoConfig:
     lesions: list[str] = field(default_factory=list)
     flair: list[str] = field(default_factory=list)
     network: str | None = None
-    subjects: int = 2
-    max_slices: int = 4
-    steps: int = 150
+    subjects: int = 3
+    max_slices: int = 12  # per condition: enough pairs for a Wilcoxon test to reach p < 0.05
+    lesion_slices: int = 6
+    steps: int = 100
     perceptual: str = "stlpips-vgg16"  # its weights ship in the stlpips-pytorch wheel: offline
     conditions: str = "none,noise:0.05,saltpepper:0.05,inpaint:rect:zero,inpaint:rect:masked,blur:2"
     w_avg_samples: int = 2000
@@ -64,7 +65,7 @@ def run_demo(config: DemoConfig):
     study = StudyConfig(
         network=network, data=[str(p) for p in cohort], outdir=str(outdir / "study"), conditions=config.conditions,
         lesions=list(config.lesions), flair=list(config.flair), synthetic_lesions=not config.lesions,
-        max_slices=config.max_slices, lesion_slices=2, steps=config.steps, perceptual=config.perceptual,
+        max_slices=config.max_slices, lesion_slices=config.lesion_slices, steps=config.steps, perceptual=config.perceptual,
         lpips_metric=True, batch_size=16, w_avg_samples=config.w_avg_samples, figure_slices=2,
         device=str(resolve_device(config.device)),
     )

@@ -42,9 +42,42 @@ def save_figure(fig, stem: str | os.PathLike) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+FA_LABEL = "FA (0–1, unitless)"
+DIFF_LABEL = "ΔFA (projection − reference)"
+ABS_DIFF_LABEL = "|ΔFA|"
+# Sized for one journal column (3.5 in) or one page width (7.2 in); text >= 7 pt at print size.
+COLUMN_IN, PAGE_IN = 3.5, 7.2
+MAX_CONDITIONS_PER_FIGURE = 5
+
+
 def _show_fa(ax, image, title=None):
-    ax.imshow(np.asarray(image), cmap=FA_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    im = ax.imshow(np.asarray(image), cmap=FA_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
     _clean(ax, title)
+    return im
+
+
+def orientation_marks(ax, color: str = "white") -> None:
+    """'L' / 'R' at the image's sides: images are neurological (the subject's left on the left)."""
+    for x, text, ha in ((0.02, "L", "left"), (0.98, "R", "right")):
+        ax.text(x, 0.5, text, transform=ax.transAxes, color=color, fontsize=7, fontweight="bold",
+                ha=ha, va="center")
+
+
+def _colorbar(fig, im, axes, label: str):
+    cbar = fig.colorbar(im, ax=axes, shrink=0.85, pad=0.02)
+    cbar.set_label(label, fontsize=7)
+    cbar.ax.tick_params(labelsize=7)
+    return cbar
+
+
+def chunk_columns(columns: list, size: int = MAX_CONDITIONS_PER_FIGURE) -> list[list]:
+    """Split Fig. 2's conditions into figures of at most ``size``; the first column (``none``)
+    is repeated in every part so each part has its reference."""
+    if len(columns) <= size:
+        return [columns]
+    head, rest = columns[:1], columns[1:]
+    step = size - 1
+    return [head + rest[i : i + step] for i in range(0, len(rest), step)]
 
 
 def _clean(ax, title=None):
@@ -53,7 +86,7 @@ def _clean(ax, title=None):
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
 
 
 def symmetric_limit(*differences, brain=None, floor: float = 0.05) -> float:
@@ -73,15 +106,16 @@ def projection_panel(target, projection, stem, *, title: str = "", ssim: float |
     projection = np.asarray(projection)
     diff = projection - target
     limit = symmetric_limit(diff, brain=brain)
-    fig = _figure(7.2, 2.7)
+    fig = _figure(PAGE_IN, 2.6)
     axes = fig.subplots(1, 3)
     _show_fa(axes[0], target, "target")
-    _show_fa(axes[1], projection, "projection")
+    fa_im = _show_fa(axes[1], projection, "projection")
+    _colorbar(fig, fa_im, axes[:2].tolist(), FA_LABEL)
+    orientation_marks(axes[0])
     im = axes[2].imshow(diff, cmap=DIFF_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
     _clean(axes[2], "projection − target")
-    cbar = fig.colorbar(im, ax=axes[2], shrink=0.85)
-    cbar.set_label("ΔFA", fontsize=8)
-    cbar.ax.tick_params(labelsize=7)
+    orientation_marks(axes[2], color="black")
+    _colorbar(fig, im, axes[2], DIFF_LABEL)
     scores = []
     if ssim is not None:
         scores.append(f"SSIM {ssim:.4f}")
@@ -101,23 +135,23 @@ def conditions_panel(original, columns: list[dict], stem, *, title: str = "", br
     n = len(columns)
     diffs = [np.asarray(c["projection"]) - original for c in columns]
     limit = symmetric_limit(*diffs, brain=brain)
-    fig = _figure(1.45 * n + 0.9, 4.9)
+    fig = _figure(min(PAGE_IN, 1.3 * n + 1.2), 4.6)
     axes = np.atleast_2d(fig.subplots(3, n)).reshape(3, n)
-    im = None
+    im = fa_im = None
     for j, column in enumerate(columns):
-        _show_fa(axes[0, j], column["modified"], column["name"])
+        fa_im = _show_fa(axes[0, j], column["modified"], column["name"])
         _show_fa(axes[1, j], column["projection"])
         im = axes[2, j].imshow(diffs[j], cmap=DIFF_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
         _clean(axes[2, j])
         if column.get("ssim") is not None:
             axes[1, j].text(0.03, 0.03, f"SSIM {column['ssim']:.3f}", transform=axes[1, j].transAxes,
-                            color="yellow", fontsize=6)
+                            color="yellow", fontsize=7)
     axes[0, 0].set_ylabel("input", fontsize=9)
     axes[1, 0].set_ylabel("projection", fontsize=9)
-    axes[2, 0].set_ylabel("projection − original", fontsize=8)
-    cbar = fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.9, pad=0.01)
-    cbar.set_label("ΔFA", fontsize=8)
-    cbar.ax.tick_params(labelsize=7)
+    axes[2, 0].set_ylabel("projection − original", fontsize=7)
+    orientation_marks(axes[0, 0])
+    _colorbar(fig, fa_im, axes[:2, :].ravel().tolist(), FA_LABEL)
+    _colorbar(fig, im, axes[2, :].tolist(), "ΔFA (projection − original)")
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, stem)
@@ -128,12 +162,15 @@ def _flair_display(flair, brain):
     inside = flair[brain & (flair > 0)] if brain is not None else flair[flair > 0]
     if inside.size == 0:
         return flair
-    lo, hi = np.percentile(inside, [1, 99.5])
+    # Window from the median brain intensity up: normal tissue goes dark grey, and the
+    # hyperintense lesions (the reason to show a FLAIR) stand out bright.
+    lo, hi = np.percentile(inside, [50, 99.8])
     return np.clip((flair - lo) / max(hi - lo, 1e-9), 0, 1)
 
 
 def lesion_panel(lesioned, projection, lesion, stem, *, flair=None, original=None, brain=None,
-                 title: str = "", scores: dict | None = None) -> tuple[Path, Path]:
+                 title: str = "", scores: dict | None = None,
+                 flair_title: str = "FLAIR") -> tuple[Path, Path]:
     """Fig. 3: (FLAIR) | (original FA) | lesioned FA | projection | |projection - lesioned| + outline."""
     lesioned = np.asarray(lesioned)
     projection = np.asarray(projection)
@@ -141,12 +178,12 @@ def lesion_panel(lesioned, projection, lesion, stem, *, flair=None, original=Non
     abs_diff = np.abs(projection - lesioned)
     panels = []
     if flair is not None:
-        panels.append(("FLAIR", _flair_display(flair, brain), "gray", (0, 1)))
+        panels.append((flair_title, _flair_display(flair, brain), "gray", (0, 1)))
     if original is not None:
         panels.append(("original FA", original, FA_CMAP, (0, 1)))
     panels += [("lesioned FA", lesioned, FA_CMAP, (0, 1)), ("projection", projection, FA_CMAP, (0, 1))]
     n = len(panels) + 1
-    fig = _figure(1.9 * n + 0.6, 2.6)
+    fig = _figure(min(PAGE_IN, 1.5 * n + 0.8), 2.3)
     axes = fig.subplots(1, n)
     for ax, (name, image, cmap, (lo, hi)) in zip(axes, panels):
         ax.imshow(image, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
@@ -157,11 +194,11 @@ def lesion_panel(lesioned, projection, lesion, stem, *, flair=None, original=Non
         for ax in (axes[-1], axes[len(panels) - 2]):
             ax.contour(lesion.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
     _clean(axes[-1], "|projection − lesioned|")
-    cbar = fig.colorbar(im, ax=axes[-1], shrink=0.85)
-    cbar.ax.tick_params(labelsize=7)
+    orientation_marks(axes[0])
+    _colorbar(fig, im, axes[-1], ABS_DIFF_LABEL)
     if scores:
         text = "  ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None and np.isfinite(v))
-        axes[-1].text(0.02, 0.02, text, transform=axes[-1].transAxes, color="white", fontsize=6)
+        axes[-1].text(0.02, 0.02, text, transform=axes[-1].transAxes, color="white", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, stem)

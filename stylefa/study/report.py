@@ -8,6 +8,9 @@ import json
 import math
 from pathlib import Path
 
+from stylefa.study import report_sections
+from stylefa.study.convergence import convergence_html
+
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; line-height: 1.45; padding: 0 1em; }
@@ -69,7 +72,10 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
                  model_card: str | None, perceptual: dict, notes: list[str], viewer: str = "") -> str:
     """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.viewer``)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
-             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
+             f"<style>{STYLE}{report_sections.STYLE}</style></head><body><h1>{_e(title)}</h1>"]
+    context = summary.get("context", {})
+    parts += [report_sections.banner_html(context), report_sections.findings_html(summary),
+              report_sections.provenance_html(context)]
     n_slices = summary.get("n_slices", 0)
     parts.append(f"<p>{n_slices} slice(s); conditions: {_e(', '.join(summary.get('condition_order', [])))}. "
                  "Each projection is compared with the <b>unmodified original</b> and with the "
@@ -90,7 +96,7 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
                          mean_ci(whole.get("lpips"))])
         parts.append(f"<h2>Projection accuracy {label}</h2>")
         parts.append(table(["condition", "n", "SSIM brain", "SSIM image", "MSE brain", "PSNR brain (dB)",
-                            "LPIPS image"], rows))
+                            f"{summary.get('lpips_network', 'LPIPS')} image"], rows))
 
     region_names = [r for r in ("brain", "wm", "gm", "cortex", "deep", "removed")]
     rows = []
@@ -103,16 +109,8 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
                  "removed = the inpainted rectangle.</p>")
     parts.append(table(["condition"] + region_names, rows))
 
-    tests = summary.get("tests", {})
-    if tests:
-        rows = []
-        for pair, by_region in tests.items():
-            for region in ("brain", "cortex", "wm"):
-                t = by_region.get(region, {}).get("ssim")
-                if t:
-                    rows.append([_e(pair), region, str(t["n"]), fmt(t["median_difference"]), fmt(t.get("p_value"), 3)])
-        parts.append("<h2>Paired Wilcoxon signed-rank tests (SSIM vs original)</h2>")
-        parts.append(table(["comparison", "region", "n pairs", "median ΔSSIM", "p"], rows, left=2))
+    parts.append(report_sections.tests_html(summary))
+    parts.append(convergence_html(summary))
 
     if summary.get("lesions"):
         from stylefa.study.lesion_report import lesion_section
@@ -128,7 +126,7 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
     parts.append("<h2>Perceptual network</h2>")
     parts.append(f"<pre>{_e(json.dumps(perceptual, indent=2))}</pre>")
     parts.append("<h2>Model card</h2>")
-    parts.append(f"<pre>{_e(model_card)}</pre>" if model_card else "<p class='note'>The checkpoint has no model card.</p>")
+    parts.append(report_sections.model_card_html(model_card))
     parts.append("<h2>Settings</h2>")
     parts.append(f"<pre>{_e(json.dumps(settings, indent=2, default=str))}</pre>")
     parts.append("</body></html>\n")

@@ -24,9 +24,48 @@ class Target:
     seed_id: str | None = None
 
 
+CURVE_POINTS = 60  # loss-curve samples kept per target
+
+
+def render_steps(steps: int) -> tuple[int, ...]:
+    """Steps at which a projection's current image is kept for the convergence curve."""
+    fractions = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+    return tuple(sorted({max(1, round(f * steps)) for f in fractions}))
+
+
+def read_convergence(folder: Path, target_id: str) -> dict | None:
+    """``{"steps", "loss_steps", "loss", "distance", "final_loss", "renders": FA [K, R, R]}`` of a
+    projected target, or None when it was projected without them (an older run)."""
+    import json
+
+    meta, renders = folder / f"{target_id}.convergence.json", folder / f"{target_id}.renders.npy"
+    if not meta.is_file() or not renders.is_file():
+        return None
+    out = json.loads(meta.read_text())
+    out["renders"] = np.load(renders, allow_pickle=False)
+    return out
+
+
+def _write_convergence(folder: Path, target_id: str, index: int, result, steps: tuple[int, ...]) -> None:
+    from stylefa.fileio import write_json, write_npy
+
+    loss, dist = result.curves["loss"][:, index], result.curves["distance"][:, index]
+    picks = np.unique(np.linspace(0, loss.size - 1, min(CURVE_POINTS, loss.size)).round().astype(int))
+    renders = np.stack([((result.renders[k][index, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0, 1)
+                        for k in steps]).astype(np.float32)
+    write_npy(folder / f"{target_id}.renders.npy", renders)
+    write_json(folder / f"{target_id}.convergence.json", {
+        "steps": list(steps), "loss_steps": [int(k) + 1 for k in picks], "loss": [float(loss[k]) for k in picks],
+        "distance": [float(dist[k]) for k in picks], "final_loss": float(loss[-1]),
+        "final_distance": float(result.final_distance[index]),
+    })
+
+
 def project_targets(G, targets: list[Target], config, distance, folder: Path, *, batch_size: int = 8,
                     device: str = "cpu", w_avg_samples: int = 10000) -> dict[str, np.ndarray]:
-    """FA [R, R] of the projection of every target; projects only those not on disk yet."""
+    """FA [R, R] of the projection of every target; projects only those not on disk yet.
+    Beside each ``<id>.npy``: its loss curve and renderings part-way (``read_convergence``).
+    Progress: a tqdm bar on a terminal, else one plain line per batch (targets, loss, ETA)."""
     import torch
     from tqdm import tqdm
 
@@ -47,6 +86,10 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
     G = frozen_copy(G, device)
     w_stats = compute_w_stats(G, num_samples=w_avg_samples, seed=config.w_avg_seed, device=device)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    if str(device) == "cpu":
+        print_time_estimate(G, batches[0], config, distance, w_stats, len(todo))
+    steps = render_steps(config.steps)
+    progress = ProgressLines(len(todo), "project")
     for batch in tqdm(batches, desc="project", unit="batch", disable=None):
         images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float().to(device)
         masks = None
@@ -57,9 +100,85 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
         if G.c_dim:
             labels = torch.from_numpy(np.stack([t.label for t in batch])).float().to(device)
         seed_ids = [t.seed_id or t.id for t in batch]
-        result = project_batch(G, images, distance, config, w_stats, seed_ids, masks=masks, labels=labels)
+        result = project_batch(G, images, distance, config, w_stats, seed_ids, masks=masks, labels=labels,
+                               render_at=steps,
+                               on_step=lambda step, n=len(batch): progress.step(step, config.steps, n))
         fa = ((result.images[:, 0].detach().float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
-        for target, image in zip(batch, fa):
-            write_npy(folder / f"{target.id}.npy", image.astype(np.float32))
+        for index, (target, image) in enumerate(zip(batch, fa)):
+            _write_convergence(folder, target.id, index, result, steps)
+            write_npy(folder / f"{target.id}.npy", image.astype(np.float32))  # last: the commit marker
             results[target.id] = image.astype(np.float32)
+        progress.update(len(batch), float(np.mean(result.curves["loss"][-1])))
     return results
+
+
+LONG_RUN_S = 600.0
+
+
+def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total: int, stream=None) -> float:
+    """Time two projection steps of the first batch and print what the whole run will take;
+    above 10 minutes, also how to make it shorter. Returns the estimate in seconds."""
+    import dataclasses
+    import sys
+    import time
+
+    import torch
+
+    from stylefa.project.projector import project_batch
+
+    stream = stream or sys.stderr
+    images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float()
+    labels = torch.from_numpy(np.stack([t.label for t in batch])).float() if G.c_dim else None
+    probe = dataclasses.replace(config, steps=3)
+    start = time.perf_counter()
+    project_batch(G, images, distance, probe, w_stats, [t.id for t in batch], labels=labels)
+    # 3 steps + one final rendering; the first step carries one-off allocation costs.
+    per_image_step = (time.perf_counter() - start) / (3 * len(batch))
+    estimate = per_image_step * total * config.steps
+    line = (f"stylefa: {total} projections x {config.steps} steps on the CPU: about {estimate / 60:.0f} min "
+            f"({per_image_step * 1000:.0f} ms per image and step, {torch.get_num_threads()} thread(s))")
+    if estimate > LONG_RUN_S:
+        quick = 600.0 / (per_image_step * config.steps)
+        line += (f". That is long: for a first look use fewer slices/conditions/steps (about {quick:.0f} "
+                 f"projections at {config.steps} steps fit in 10 min, e.g. --max-slices 4 --conditions "
+                 "none,noise:0.05,blur:2), a GPU (--device cuda), or --threads 1 on a busy machine; "
+                 "the run resumes where it stops")
+    print(line, file=stream, flush=True)
+    return estimate
+
+
+class ProgressLines:
+    """Plain periodic progress lines (done/total, loss, elapsed, ETA) for logs and batch jobs,
+    printed only when stderr is not a terminal (a terminal has the tqdm bar)."""
+
+    def __init__(self, total: int, what: str, stream=None, force: bool = False):
+        import sys
+        import time
+
+        self.total, self.what, self.done = total, what, 0
+        self.stream = stream or sys.stderr
+        self.enabled = force or not (hasattr(self.stream, "isatty") and self.stream.isatty())
+        self.start = time.time()
+
+    def step(self, step: int, steps: int, batch: int, every: int = 4) -> None:
+        """A line ``every`` times per batch: step within the batch and the ETA of the whole run."""
+        import time
+
+        if not self.enabled or (step + 1) % max(1, steps // every) or step + 1 == steps:
+            return
+        done = self.done + batch * (step + 1) / steps
+        elapsed = time.time() - self.start
+        eta = elapsed / done * (self.total - done)
+        print(f"{self.what}: targets {self.done + 1}-{self.done + batch}/{self.total}, step {step + 1}/{steps}, "
+              f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s", file=self.stream, flush=True)
+
+    def update(self, count: int, loss: float) -> None:
+        import time
+
+        self.done += count
+        if not self.enabled:
+            return
+        elapsed = time.time() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        print(f"{self.what}: {self.done}/{self.total} targets, final loss {loss:.4g}, "
+              f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s", file=self.stream, flush=True)

@@ -4,6 +4,9 @@
   2.5th and 97.5th percentiles of the resampled means.
 - Conditions are compared on the same slices (pairs matched by slice key) with the
   two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``); pairs with a NaN are dropped.
+  Each test also reports the mean paired difference with its bootstrap CI and the smallest p
+  the test can give with that many pairs (``2 / 2**n``, exact test without ties): below
+  6 pairs it cannot reach 0.05 whatever the data, which the report says instead of a p.
 """
 
 from __future__ import annotations
@@ -54,10 +57,18 @@ def paired_wilcoxon(a: dict, b: dict) -> dict:
     y = np.array([b[k] for k in keys], dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    out = {"n": int(x.size), "median_difference": float(np.median(x - y)) if x.size else math.nan}
+    out = {"n": int(x.size), "median_difference": float(np.median(x - y)) if x.size else math.nan,
+           "mean_difference": float(np.mean(x - y)) if x.size else math.nan,
+           "ci95": list(bootstrap_mean_ci(x - y)), "min_possible_p": min_possible_p(int(x.size))}
     if x.size < 2 or np.all(x == y):
         out.update(statistic=math.nan, p_value=math.nan, note="too few pairs or no differences")
         return out
     result = wilcoxon(x, y)
     out.update(statistic=float(result.statistic), p_value=float(result.pvalue))
     return out
+
+
+def min_possible_p(n: int) -> float:
+    """Smallest two-sided p of an exact Wilcoxon signed-rank test on ``n`` pairs (all
+    differences of one sign, no ties): ``2 / 2**n``, capped at 1."""
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0**n)

@@ -60,6 +60,7 @@ class StudyConfig:
     seed: int = 0
     device: str = "cpu"
     figure_slices: int = 3
+    restarts: int = 1  # projections per target; > 1 reports the spread over restarts (convergence)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +203,32 @@ def load_lesion_inputs(config: StudyConfig):
     return volumes
 
 
+def lpips_metric_network(config: StudyConfig, distance, load_perceptual):
+    """The network for the LPIPS column: LPIPS-VGG16 when its weights are found offline, else
+    ST-LPIPS-VGG16 (its weights ship in the stlpips-pytorch wheel). Returns (network or None,
+    a note for the report)."""
+    from stylefa.project.perceptual import PERCEPTUAL_CHOICES
+
+    if config.perceptual == "lpips-vgg16":
+        return distance, ""
+    try:
+        return load_perceptual(config.perceptual_spec("lpips-vgg16"), device=config.device), ""
+    except InputError as exc:
+        first = str(exc)
+    if "stlpips-vgg16" not in PERCEPTUAL_CHOICES:
+        return None, first
+    try:
+        net = distance if config.perceptual == "stlpips-vgg16" else load_perceptual(
+            config.perceptual_spec("stlpips-vgg16"), device=config.device)
+    except InputError as exc:
+        return None, f"{first}; ST-LPIPS: {exc}"
+    note = ("LPIPS column: ST-LPIPS-VGG16 (shift-tolerant LPIPS, weights from the stlpips-pytorch wheel), "
+            f"because LPIPS-VGG16 is not available offline ({first})")
+    if net is distance:
+        note += "; it is also the projection's loss, so it favours the projections"
+    return net, note + "."
+
+
 def compute_lpips(distance, cases, projections, device) -> dict[str, dict[str, float]]:
     """LPIPS of each projection vs original and vs input (whole image, [-1, 1] scale)."""
     import torch
@@ -233,11 +260,34 @@ def measure(cases, projections, planes, priors, lpips_values) -> list[dict]:
             regions["removed"] = case.removed
         projection = projections[case.target_id]
         for comparison, reference in (("original", case.original), ("input", case.modified)):
+            if comparison == "input" and case.known is not None:
+                # The projector never saw the unknown pixels of a masked input: "vs input" is
+                # scored on the known pixels only (the removed region has no input value).
+                regions = known_regions(regions, case.known)
             base = {"slice": case.slice_key, "subject": info.subject, "z_mm": info.z_mm,
                     "condition": case.condition, "comparison": comparison,
                     "lpips": lpips_values.get(case.target_id, {}).get(comparison, math.nan)}
             rows.extend(image_rows(base, reference, projection, regions))
     return rows
+
+
+def restart_copies(cases: list[Case], restarts: int) -> list[Case]:
+    """Extra projections of each target (``<id>__restartK``, K >= 1): the projector seeds each
+    target's noise inputs and w perturbations from its id, so these differ only by luck."""
+    from dataclasses import replace
+
+    return [replace(c, target_id=f"{c.target_id}__restart{k}") for k in range(1, restarts) for c in cases]
+
+
+def known_regions(regions: dict, known: np.ndarray) -> dict:
+    """Each region restricted to the known pixels (``None`` = whole image -> ``known``);
+    regions with no known pixel are dropped."""
+    out = {}
+    for name, mask in regions.items():
+        restricted = known if mask is None else (mask & known)
+        if restricted.any():
+            out[name] = restricted
+    return out
 
 
 def _model_card(network: str, provenance) -> str | None:
@@ -286,6 +336,9 @@ def run_study(config: StudyConfig) -> StudyResult:
     from stylefa.study.runner import Target, project_targets
     from stylefa.study.tables import ROW_COLUMNS, summarize_rows
 
+    import time
+
+    started = time.time()
     if config.max_slices < 1:
         raise InputError(f"--max-slices must be >= 1, got {config.max_slices}")
     if config.batch_size < 1 or config.lesion_slices < 1:
@@ -316,7 +369,10 @@ def run_study(config: StudyConfig) -> StudyResult:
         project_config = ProjectConfig(steps=config.steps, w_avg_samples=config.w_avg_samples)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    projected = cases + list(controls.values())
+    if config.restarts < 1:
+        raise InputError(f"--restarts must be >= 1, got {config.restarts}")
+    restart_cases = restart_copies(cases, config.restarts)
+    projected = cases + list(controls.values()) + restart_cases
     targets = [Target(c.target_id, c.modified, c.known, None, c.seed_id) for c in projected]
     if G.c_dim:
         needed = {c.slice_key for c in projected}
@@ -359,15 +415,18 @@ def run_study(config: StudyConfig) -> StudyResult:
                               device=config.device, w_avg_samples=config.w_avg_samples)
 
     lpips_values: dict = {}
+    summary_extra: dict = {}
     perceptual_record = distance.record.to_dict()
     if config.lpips_metric:
-        try:
-            lpips = distance if config.perceptual == "lpips-vgg16" else load_perceptual(
-                config.perceptual_spec("lpips-vgg16"), device=config.device)
+        lpips, why = lpips_metric_network(config, distance, load_perceptual)
+        if lpips is None:
+            notes.append(f"LPIPS column omitted: {why}")
+        else:
+            if why:
+                notes.append(why)
             lpips_values = compute_lpips(lpips, projected, projections, config.device)
             perceptual_record = {"projection": distance.record.to_dict(), "lpips_metric": lpips.record.to_dict()}
-        except InputError as exc:
-            notes.append(f"LPIPS column omitted: {exc}")
+            summary_extra["lpips_network"] = lpips.record.name
     try:
         priors = TissuePriors.from_nilearn()
     except Exception as exc:  # nilearn data missing: regions are optional, say so in the report
@@ -378,6 +437,12 @@ def run_study(config: StudyConfig) -> StudyResult:
     metrics_csv = outdir / "metrics.csv"
     _write_csv(metrics_csv, ROW_COLUMNS, rows)
     summary = summarize_rows(rows, seed=config.seed)
+    summary.update(summary_extra)
+    from stylefa.study.convergence import convergence_summary
+
+    summary["convergence"] = convergence_summary(
+        cases + restart_cases, projection_dir,
+        {c.target_id: c.target_id.rsplit("__restart", 1)[0] for c in restart_cases} if restart_cases else None)
     summary["n_slices"] = len(chosen)
     summary["condition_order"] = [c.name for c in conditions] + sorted({c.condition for c in cases if c.lesion is not None})
     lesion_figures, slice_scores = [], {}
@@ -385,6 +450,10 @@ def run_study(config: StudyConfig) -> StudyResult:
         summary["lesions"], lesion_figures, slice_scores = evaluate_study_lesions(
             cases, controls, projections, lpips_values, planes, normative, template, outdir, config.seed, notes,
             wplus)
+    summary["context"] = _context(config, settings, G, time.time() - started)
+    from stylefa.study.findings import findings
+
+    summary["findings"] = [f.to_dict() for f in findings(summary)]
     summary_json = outdir / "summary.json"
     write_json(summary_json, _json_safe(summary))
 
@@ -392,6 +461,13 @@ def run_study(config: StudyConfig) -> StudyResult:
     figure_items = draw_figures(cases, projections, rows, slice_scores, outdir / "figures", config.figure_slices,
                                 keep_existing=already_done)
     figure_items["Fig. 6–7 — lesion detection by method and healing"] = lesion_figures
+    if summary["convergence"].get("steps"):
+        from stylefa.study.convergence import convergence_figure
+
+        png = convergence_figure(summary["convergence"], outdir / "figures" / "fig8_convergence")[0]
+        figure_items["Fig. 8 — convergence"] = [(png, "Left: mean SSIM inside the brain vs the original after each "
+                                                 "number of steps, per condition. Right: perceptual distance to its input of every "
+                                                 "target vs step.")]
     from stylefa.study.derivatives import write_volumes_and_viewer
 
     viewer = write_volumes_and_viewer(outdir, cases, projections, source, rows, settings, perceptual_record,
@@ -403,6 +479,18 @@ def run_study(config: StudyConfig) -> StudyResult:
     report = outdir / "report.html"
     write_text(report, html)
     return StudyResult(outdir, report, metrics_csv, summary_json, len(projections))
+
+
+def _context(config: StudyConfig, settings: dict, G, runtime_s: float) -> dict:
+    from stylefa.study.demo import DEMO_MODEL_DIR, DEMO_MODEL_FILE
+    from stylefa.study.provenance import study_context
+
+    shipped = DEMO_MODEL_DIR / DEMO_MODEL_FILE
+    sha = settings["network"]["sha256"]
+    return study_context(data=config.data, network=config.network, network_sha256=sha,
+                         demo_model=shipped.is_file() and file_digest(shipped) == sha,
+                         resolution=int(G.img_resolution), steps=config.steps, device=config.device,
+                         runtime_s=runtime_s)
 
 
 def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slices: int,
@@ -417,6 +505,7 @@ def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slice
 
     folder.mkdir(parents=True, exist_ok=True)
     score = {(r["slice"], r["condition"], r["comparison"], r["region"]): r for r in rows}
+    where = {r["slice"]: f"{r['subject']}, z = {float(r['z_mm']):g} mm (MNI)" for r in rows}
     by_slice: dict[str, list[Case]] = {}
     for case in cases:
         if case.lesion is None:
@@ -429,27 +518,37 @@ def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slice
         base = next((c for c in slice_cases if c.condition == "none"), slice_cases[0])
         r = score.get((key, base.condition, "original", "brain"), {})
         png = draw(figs.projection_panel, folder / f"fig1_{key}", base.original, projections[base.target_id],
-                   title=f"{key} ({base.condition})", ssim=r.get("ssim"), mse=r.get("mse"),
-                   brain=base.brain)
-        out["Fig. 1 — projections of unmodified slices"].append((png, f"{key}: target, projection, signed "
-                                                                 "difference; SSIM/MSE inside the brain"))
+                   title=where.get(key, key) + ("" if base.condition == "none" else f" ({base.condition})"),
+                   ssim=r.get("ssim"), mse=r.get("mse"), brain=base.brain)
+        out["Fig. 1 — projections of unmodified slices"].append((png, f"{where.get(key, key)}: target, projection, "
+                                                                 "signed difference; SSIM/MSE inside the brain"))
         columns = [{"name": c.condition, "modified": c.modified, "projection": projections[c.target_id],
                     "ssim": score.get((key, c.condition, "original", "brain"), {}).get("ssim")} for c in slice_cases]
-        png = draw(figs.conditions_panel, folder / f"fig2_{key}", base.original, columns, title=key, brain=base.brain)
-        out["Fig. 2 — conditions and their projections"].append(
-            (png, f"{key}: inputs (top), projections (middle, SSIM vs original inside the brain), "
-                  "projection − unmodified original (bottom)"))
+        parts = figs.chunk_columns(columns)
+        for i, part in enumerate(parts):
+            suffix = "" if len(parts) == 1 else f"_part{i + 1}"
+            png = draw(figs.conditions_panel, folder / f"fig2_{key}{suffix}", base.original, part,
+                       title=where.get(key, key) + ("" if len(parts) == 1 else f" ({i + 1}/{len(parts)})"),
+                       brain=base.brain)
+            out["Fig. 2 — conditions and their projections"].append(
+                (png, f"{where.get(key, key)}: inputs (top), projections (middle, SSIM vs original inside the brain), "
+                      "projection − unmodified original (bottom)"))
     # Patients with a FLAIR first: those panels show the lesions as clinicians see them.
     lesion_cases = sorted((c for c in cases if c.lesion is not None), key=lambda c: c.flair is None)
     for case in lesion_cases[: 2 * max_slices]:
         r = slice_scores.get(case.target_id, {})
         png = draw(figs.lesion_panel, folder / f"fig3_{case.slice_key}_{safe_name(case.condition)}",
                    case.modified, projections[case.target_id], case.lesion, flair=case.flair,
-                   original=case.original, brain=case.brain, title=f"{case.slice_key} {case.condition}",
+                   original=case.original, brain=case.brain,
+                   title=f"{where.get(case.slice_key, case.slice_key)}, {case.condition}",
                    scores={"AUROC": r.get("auroc_residual"), "AP": r.get("ap_residual"),
-                           "HI": r.get("healing_index")})
-        out["Fig. 3 — lesions"].append((png, f"{case.slice_key}, {case.condition}: lesion outline in cyan; "
-                                             "AUROC/AP of |projection − lesioned input|, HI = healing index"))
+                           "HI": r.get("healing_index")},
+                   flair_title="FLAIR (lesion donor)")
+        flair_note = ("; the FLAIR is the lesion donor's (another person than the FA map, registered to MNI), "
+                      "windowed from the median brain intensity up so that lesions stand out") if case.flair is not None else ""
+        out["Fig. 3 — lesions"].append((png, f"{where.get(case.slice_key, case.slice_key)}, {case.condition}: "
+                                             "lesion outline in cyan; AUROC/AP of |projection − lesioned input|, "
+                                             f"HI = healing index{flair_note}"))
     for metric, region in (("ssim", "brain"), ("mse", "brain"), ("ssim", "cortex")):
         values: dict[str, list[float]] = {}
         for r in rows:

@@ -62,4 +62,30 @@ def summarize_rows(rows: list[dict], *, baseline: str = "none", n_boot: int = 20
             del summary["tests"][f"{condition} vs {baseline}"][region]
             if not summary["tests"][f"{condition} vs {baseline}"]:
                 del summary["tests"][f"{condition} vs {baseline}"]
+    summary["pairwise"] = pairwise_tests(groups, baseline)
     return summary
+
+
+def pairwise_tests(groups: dict, baseline: str, regions: tuple[str, ...] = ("brain",)) -> dict:
+    """Paired tests between every two corruption conditions (not the baseline, not lesions),
+    on the same slices, vs the original: ``{"A vs B": {region: {metric: test}}}`` where the
+    difference is A - B. This is the study's question (does noise move a projection farther
+    than blur or inpainting?), which tests against the baseline alone cannot answer."""
+    names = []
+    for condition, comparison, _ in groups:
+        if comparison == "original" and condition != baseline and not condition.startswith("lesion:") \
+                and condition not in names:
+            names.append(condition)
+    out: dict = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for region in regions:
+                ga, gb = groups.get((a, "original", region)), groups.get((b, "original", region))
+                if not ga or not gb:
+                    continue
+                for metric in ("ssim", "mse"):
+                    if metric in ga and metric in gb and set(ga[metric]) & set(gb[metric]):
+                        out.setdefault(f"{a} vs {b}", {}).setdefault(region, {})[metric] = \
+                            stats.paired_wilcoxon(ga[metric], gb[metric])
+    return out
+

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("--snap", type=int, default=50, help="ticks between snapshots (default: 50)")
     p.add_argument("--metrics", type=_metrics_list, default=(), help="metrics at each snapshot: fid,kid or none (default: none)")
     p.add_argument("--resume", default=None, help="auto | run directory | snapshot file (.safetensors or reference .pkl)")
+    p.add_argument("--init-from", default=None, metavar="NETWORK",
+                   help="warm start a new run from a network file (.safetensors or reference .pkl): G and G_ema "
+                        "(G from G_ema if the file has only that), D if present (else fresh), copied by name; the "
+                        "kimg counter starts at the file's kimg")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="fp16/bf16: reduced precision in the 4 highest resolutions (GPU only; default fp32)")
@@ -77,6 +81,7 @@ def options_from_args(args: argparse.Namespace):
         snap=args.snap,
         metrics=tuple(args.metrics),
         resume=args.resume,
+        init_from=args.init_from,
         augment=ada_config_from_args(args),
         device=args.device,
         precision=args.precision,

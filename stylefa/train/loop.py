@@ -367,6 +367,8 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
         trainer.restore(load_resume_state(resume_meta, device=dist.device))
     elif init_networks is not None:
         trainer.load_networks(load_networks(init_networks, device=dist.device), init_networks)
+        # --init-from: count images on from the file's kimg (EMA ramp-up and snapshot names follow).
+        trainer.state.cur_nimg = trainer.state.tick_start_nimg = int(round(config.init_kimg * 1000))
     trainer.synchronise_initial_state()
 
     feature_net = None
@@ -520,11 +522,36 @@ def resolve_config(options, dataset, dist: DistContext) -> ResolvedTrainConfig:
     return dataclasses.replace(config, device=dist.device.type)
 
 
+def plan_init_from(outdir, config: ResolvedTrainConfig):
+    """A new run that starts from ``config.init_from``'s networks at that file's kimg."""
+    import dataclasses
+
+    from stylefa.errors import InputError
+    from stylefa.nets.checkpoint import read_metadata
+    from stylefa.train.state import RunPlan, new_run_dir
+
+    path = Path(config.init_from)
+    if not path.is_file():
+        raise InputError("--init-from: no such network file", path)
+    try:
+        provenance = read_metadata(path)["provenance"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
+        raise InputError(f"--init-from: not a network file ({exc})", path) from None
+    kimg = float(getattr(provenance, "kimg", 0.0) or 0.0)
+    config = dataclasses.replace(config, init_kimg=kimg)
+    if kimg >= config.total_kimg:
+        raise InputError(f"--init-from: the file is at {kimg:g} kimg, --kimg {config.total_kimg:g} leaves nothing to train",
+                         path)
+    return RunPlan(run_dir=new_run_dir(Path(outdir), config.desc), init_networks=path), config
+
+
 def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
     """``stylefa train`` as a function: set up processes, data, run directory and resume point,
     then train. ``dataset`` (anything like ``FADataset``: ``resolution``, ``label_dim``,
     ``__len__``, ``__getitem__`` -> (image [1, R, R] in [-1, 1], label), optional ``label(i)``)
     replaces ``options.data``; under torchrun every process calls this."""
+    import dataclasses
+
     from stylefa.fileio import write_json
     from stylefa.train.distributed import init_distributed, shutdown_distributed
     from stylefa.train.options import summary_lines
@@ -545,17 +572,22 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
         if dist.is_main:
             try:
                 plan = plan_run(options.outdir, config.desc, options.resume)
+                if options.init_from is not None:
+                    plan, config = plan_init_from(options.outdir, config)
                 if plan.resume_meta is not None:
                     import json
 
                     stored = ResolvedTrainConfig.from_dict(json.loads(plan.resume_meta.read_text())["options"])
                     check_same_training(stored.training_identity(), config.training_identity(), plan.resume_meta)
+                    # A resumed warm start still records where it started.
+                    config = dataclasses.replace(config, init_from=stored.init_from, init_kimg=stored.init_kimg)
                 plan.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(plan.run_dir)
                 write_json(plan.run_dir / OPTIONS_FILE, config.to_dict())
             except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
                 error = exc
-        plan, error_text = dist.broadcast_object((plan, None if error is None else repr(error)))
+        # The config too: --init-from sets its start kimg on rank 0.
+        plan, config, error_text = dist.broadcast_object((plan, config, None if error is None else repr(error)))
         if error is not None:
             raise error
         if error_text is not None:

@@ -84,6 +84,7 @@ class TrainOptions:
     snap: int = 50
     metrics: tuple[str, ...] = ()
     resume: str | None = None
+    init_from: str | None = None  # warm start: networks of this file, kimg counter from its provenance
     augment: AdaConfig = field(default_factory=AdaConfig)
     device: str = "auto"
     precision: str = "fp32"
@@ -111,6 +112,8 @@ class TrainOptions:
             raise InputError(f"--tick must be > 0 kimg, got {self.tick_kimg}")
         if self.snap < 1:
             raise InputError(f"--snap must be >= 1 tick, got {self.snap}")
+        if self.init_from is not None and self.resume is not None:
+            raise InputError("--init-from starts a new run; it cannot be combined with --resume")
         if self.workers is not None and self.workers < 0:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
 
@@ -177,6 +180,8 @@ class ResolvedTrainConfig:
     workers: int | None
     desc: str
     resume: str | None = None
+    init_from: str | None = None
+    init_kimg: float = 0.0  # the warm-start file's kimg: the run's image counter starts there
 
     @property
     def G_lr(self) -> float:
@@ -215,7 +220,8 @@ class ResolvedTrainConfig:
         return cls(**data)
 
     # Options that may change between a run and its resumption without changing the maths.
-    RUNTIME_KEYS = ("data", "total_kimg", "tick_kimg", "snap", "metrics", "workers", "device", "resume", "desc")
+    RUNTIME_KEYS = ("data", "total_kimg", "tick_kimg", "snap", "metrics", "workers", "device", "resume", "desc",
+                    "init_from", "init_kimg")
 
     def training_identity(self) -> dict[str, Any]:
         """The options that define the optimisation trajectory (compared on resume)."""
@@ -316,6 +322,7 @@ def resolve(
         workers=options.workers,
         desc=desc,
         resume=options.resume,
+        init_from=options.init_from,
     )
 
 

@@ -95,3 +95,17 @@ def test_masked_projection_fits_known_pixels_only(G, stats):
     hole_error = (result.images - target)[~mask].abs().mean()
     lesion_error = (result.images - corrupted)[~mask].abs().mean()
     assert hole_error < 0.1 * lesion_error
+
+
+def test_render_at_keeps_part_way_images_and_the_last_equals_the_result(G, stats):
+    target = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    config = ProjectConfig(steps=12, w_avg_samples=1000)
+    result = project_batch(G, target, PixelMSE(), config, stats, ["a", "b"], render_at=(3, 12))
+    assert sorted(result.renders) == [3, 12]
+    torch.testing.assert_close(result.renders[12], result.images)
+    # part way through, the image is farther from the target than at the end (it is an optimisation)
+    err = lambda x: float(((x - target) ** 2).mean())
+    assert err(result.renders[3]) > err(result.images)
+    # what the part-way render shows is the projection after 3 steps of this same schedule
+    plain = project_batch(G, target, PixelMSE(), config, stats, ["a", "b"])
+    torch.testing.assert_close(plain.images, result.images)

@@ -36,3 +36,19 @@ def test_all_figures(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"fig{i}.{ext}" for i in range(1, 5) for ext in ("png", "pdf")
     )
+
+
+def test_conditions_are_split_with_the_reference_in_each_part():
+    cols = [{"name": n} for n in ["none"] + [f"c{i}" for i in range(8)]]
+    parts = figures.chunk_columns(cols, size=5)
+    assert [len(p) for p in parts] == [5, 5] and all(p[0]["name"] == "none" for p in parts)
+    assert [c["name"] for p in parts for c in p[1:]] == [f"c{i}" for i in range(8)]
+    assert figures.chunk_columns(cols[:4], size=5) == [cols[:4]]
+
+
+def test_flair_window_makes_hyperintense_lesions_bright():
+    brain = np.ones((20, 20), bool)
+    flair = np.full((20, 20), 100.0)
+    flair[5:8, 5:8] = 180.0
+    shown = figures._flair_display(flair, brain)
+    assert shown[6, 6] == 1.0 and shown[0, 0] == 0.0

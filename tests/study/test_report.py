@@ -59,7 +59,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     shot = tmp_path / "shot.png"
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3200",
            f"--screenshot={shot}", page.as_uri()]
     subprocess.run(cmd, check=True, timeout=120, capture_output=True)
     image = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
@@ -69,3 +69,23 @@ def test_report_renders_in_headless_chromium(tmp_path):
     red = (image[..., 0] > 150) & (image[..., 2] < 100)
     blue = (image[..., 2] > 150) & (image[..., 0] < 100)
     assert red.sum() > 500 and blue.sum() > 500
+
+
+def test_report_opens_with_banner_findings_and_renders_the_model_card(tmp_path):
+    from stylefa.study.report_sections import model_card_html
+
+    entry = {"n": 12, "mean": 0.8, "std": 0.01, "median": 0.8, "ci95": [0.78, 0.82]}
+    summary = {"n_slices": 12, "condition_order": ["none"],
+               "conditions": {"none": {"original": {"brain": {"ssim": entry, "mse": dict(entry, mean=0.003,
+                                                                                           ci95=[0.002, 0.004])}}}},
+               "context": {"simulated": True, "demo_model": True, "resolution": 64, "steps": 100,
+                           "stylefa_version": "9.9", "runtime": 120.0, "torch": "x"}}
+    card = "# Card\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\n<script>alert(1)</script>\n"
+    html = build_report(title="t", settings={}, summary=summary, figures={}, model_card=card,
+                        perceptual={}, notes=[])
+    assert html.index("Simulated data") < html.index("<h2>Findings</h2>") < html.index("Projection accuracy")
+    assert "[reproduced]" not in html and "reproduced</span> Projections of unmodified slices: SSIM 0.800" in html
+    assert "120 s (2.0 min)" in html and "9.9" in html
+    rendered = model_card_html(card)
+    assert "<table>" in rendered and "<td>1</td>" in rendered and "<h3>Card</h3>" in rendered
+    assert "<script>" not in rendered and "&lt;script&gt;" in rendered

@@ -37,3 +37,21 @@ def test_paired_wilcoxon_matches_pairs_by_key():
     assert got["p_value"] == pytest.approx(expected.pvalue)
     assert got["statistic"] == pytest.approx(expected.statistic)
     assert math.isnan(stats.paired_wilcoxon({"a": 1.0}, {"a": 1.0})["p_value"])
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 8])
+def test_min_possible_p_is_scipys_exact_p_for_all_positive_differences(n):
+    x = np.arange(1.0, n + 1) + 10.0
+    y = np.zeros(n)
+    assert stats.min_possible_p(n) == pytest.approx(wilcoxon(x, y, method="exact").pvalue)
+
+
+def test_paired_wilcoxon_reports_mean_difference_with_ci():
+    rng = np.random.default_rng(5)
+    a = {f"s{i}": float(v) for i, v in enumerate(rng.normal(0.7, 0.03, 40))}
+    b = {k: v + 0.05 for k, v in a.items()}
+    got = stats.paired_wilcoxon(a, b)
+    assert got["mean_difference"] == pytest.approx(-0.05)
+    lo, hi = got["ci95"]
+    assert lo <= -0.05 + 1e-12 and hi >= -0.05 - 1e-12
+    assert got["min_possible_p"] == pytest.approx(2 / 2**40)

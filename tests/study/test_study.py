@@ -107,6 +107,24 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     assert len(list((out / "projections").glob("*__control-patient99.npy"))) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["conditions"]["none"]["original"]["brain"]["ssim"]["n"] == 3
+    # Masked inpainting vs its input is scored on the known pixels only: no "removed" row there.
+    assert not [r for r in rows if r["condition"] == "inpaint:rect:masked" and r["comparison"] == "input"
+                and r["region"] == "removed"]
+    masked_whole = next(r for r in rows if r["condition"] == "inpaint:rect:masked" and r["comparison"] == "input"
+                        and r["region"] == "whole")
+    assert int(masked_whole["n_pixels"]) < 32 * 32
+    # Findings, context and convergence come with the summary; the report opens with them.
+    assert summary["findings"] and summary["findings"][0]["claim"].startswith("unmodified")
+    assert summary["context"]["simulated"] is False and summary["context"]["demo_model"] is False
+    assert summary["context"]["steps"] == 3 and summary["context"]["stylefa_version"]
+    conv = summary["convergence"]
+    assert conv["steps"] and conv["steps"][-1] == 3
+    assert set(conv["conditions"]) >= {"none", "noise:0.1"} and len(conv["targets"]) == 3 * 3 + 2
+    # the last part-way rendering is the saved projection: its SSIM is the CSV's
+    none_row = next(r for r in rows if r["condition"] == "none" and r["region"] == "brain" and r["comparison"] == "original")
+    t = next(t for t in conv["targets"] if t["target"] == f"{none_row['slice']}__none")
+    assert t["ssim_brain"][-1] == pytest.approx(float(none_row["ssim"]), abs=1e-5)
+    assert "pairwise" in summary and "noise:0.1 vs inpaint:rect:masked" in summary["pairwise"]
     assert "noise:0.1 vs none" in summary["tests"]
     assert not any(c.startswith("control:") for c in summary["conditions"])
     assert summary["lesions"]["methods"] == list(methods)
@@ -117,6 +135,8 @@ def test_study_end_to_end_and_resume(inputs, tmp_path, capsys):
     assert sum(n.endswith(".png") for n in figures) == sum(n.endswith(".pdf") for n in figures) >= 7
 
     html = (out / "report.html").read_text()
+    assert html.index("<h2>Findings</h2>") < html.index("Projection accuracy")
+    assert html.index("<h2>Provenance</h2>") < html.index("Projection accuracy")
     sources = re.findall(r'<img[^>]*src="([^"]*)"', html)
     assert len(sources) >= 7
     for src in sources:
@@ -328,3 +348,30 @@ def test_lesion_placement_one_or_all_scans(inputs):
     assert all(controls[c.target_id].seed_id == c.target_id for c in both)
     with pytest.raises(InputError, match="placement"):
         build_lesion_cases(source, [mask], LesionModel(), 2, "some")
+
+
+def test_restarts_report_their_spread(inputs, tmp_path):
+    out = tmp_path / "restarts"
+    argv = _args(inputs, out, "--restarts", "2")
+    argv[argv.index("--conditions") + 1] = "none"
+    assert main(argv) == 0
+    assert len(list((out / "projections").glob("*__restart1.npy"))) == 3
+    spread = json.loads((out / "summary.json").read_text())["convergence"]["restarts"]
+    assert spread["none"]["targets"] == 3 and spread["none"]["restarts"] == 2
+    assert spread["none"]["mean_sd_ssim"] >= 0
+    # restarts feed only the spread: the metrics are those of the first projection of each target
+    rows = list(csv.DictReader(io.StringIO((out / "metrics.csv").read_text())))
+    assert not any("restart" in r["slice"] for r in rows)
+
+
+def test_known_regions_restricts_and_drops_empty():
+    from stylefa.study.study import known_regions
+
+    known = np.zeros((4, 4), bool)
+    known[:2] = True
+    brain = np.zeros((4, 4), bool)
+    brain[1:3] = True
+    removed = ~known
+    out = known_regions({"whole": None, "brain": brain, "removed": removed}, known)
+    assert set(out) == {"whole", "brain"}
+    assert out["whole"].sum() == 8 and out["brain"].sum() == 4

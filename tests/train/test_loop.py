@@ -122,6 +122,72 @@ def test_resume_from_network_only_file_starts_a_fine_tuning_run(tmp_path, capsys
     assert meta["cur_nimg"] == 4
 
 
+def test_init_from_warm_starts_at_the_files_kimg(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from stylefa.nets.checkpoint import Provenance, create_networks, save_networks
+    from stylefa.train.options import TrainOptions, resolve
+
+    data = write_blob_dataset(tmp_path / "data")
+    config = resolve(TrainOptions(data=str(data), outdir="x", cfg="tiny"), 16, 0, device_type="cpu")
+    nets = create_networks(config.G, config.D, seed=7)
+    with torch.no_grad():
+        nets["G_ema"].mapping.w_avg.fill_(0.5)
+    # G_ema only (like the shipped demo model): G starts as a copy of it, D fresh.
+    save_networks(tmp_path / "demo.safetensors", G_ema=nets["G_ema"], provenance=Provenance(source="train", kimg=3.0))
+    code = main(["train", "--data", str(data), "--outdir", str(tmp_path / "runs"), "--cfg", "tiny",
+                 "--kimg", "3.004", "--init-from", str(tmp_path / "demo.safetensors")])
+    assert code == 0 and "fine-tuning from" in capsys.readouterr().out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["init_from"] == str(tmp_path / "demo.safetensors") and options["init_kimg"] == 3.0
+    meta = json.loads((run_dir / "resume-000003.json").read_text())
+    assert meta["cur_nimg"] == 3004  # counted on from the file's 3 kimg
+    snap = load_file(str(run_dir / "network-snapshot-000003.safetensors"))
+    source = nets["G_ema"].state_dict()
+    # after one minibatch G_ema is still essentially the file's weights (EMA half-life 1.25 kimg)
+    for key in ("synthesis.b4.const", "mapping.fc0.weight"):
+        torch.testing.assert_close(snap[f"G_ema.{key}"], source[key], atol=1e-2, rtol=0)
+    assert snap["G.mapping.w_avg"].mean().item() == pytest.approx(0.5, abs=0.05)
+    # Resuming the warm-started run keeps counting and keeps the record of the warm start.
+    assert main(["train", "--data", str(data), "--outdir", str(tmp_path / "runs"), "--cfg", "tiny",
+                 "--kimg", "3.008", "--resume", "auto"]) == 0
+    assert json.loads((run_dir / "resume-000003.json").read_text())["cur_nimg"] == 3008
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["init_from"] == str(tmp_path / "demo.safetensors") and options["init_kimg"] == 3.0
+
+
+def test_init_from_copies_weights_exactly_and_refuses_another_architecture(tmp_path):
+    from stylefa.errors import InputError
+    from stylefa.nets.checkpoint import create_networks, load_networks, save_networks
+    from stylefa.runtime import resolve_device
+    from stylefa.train.distributed import DistContext
+    from stylefa.train.loop import Trainer, open_dataset, resolve_config
+    from stylefa.train.options import TrainOptions
+
+    data = write_blob_dataset(tmp_path / "data")
+    options = TrainOptions(data=str(data), outdir=str(tmp_path / "runs"), cfg="tiny")
+    dataset = open_dataset(options)
+    dist = DistContext(device=resolve_device("cpu"))
+    config = resolve_config(options, dataset, dist)
+    nets = create_networks(config.G, config.D, seed=11)
+    save_networks(tmp_path / "full.safetensors", G=nets["G"], G_ema=nets["G_ema"], D=nets["D"])
+    trainer = Trainer(config, dataset, dist, None)
+    trainer.load_networks(load_networks(tmp_path / "full.safetensors"), tmp_path / "full.safetensors")
+    for name in ("G", "G_ema", "D"):
+        mine, theirs = getattr(trainer, name).state_dict(), nets[name].state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), name
+    # Another architecture: one line naming the network and a mismatching tensor.
+    small = resolve_config(TrainOptions(data=str(data), outdir="x", cfg="small"), dataset, dist)
+    other = create_networks(small.G, small.D, seed=0)
+    save_networks(tmp_path / "other.safetensors", G_ema=other["G_ema"])
+    with pytest.raises(InputError, match="G does not match this run's architecture") as info:
+        trainer.load_networks(load_networks(tmp_path / "other.safetensors"), tmp_path / "other.safetensors")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="cannot be combined"):
+        TrainOptions(data="d", outdir="o", init_from="a", resume="auto")
+
+
 def test_gpu_options_are_dropped_on_cpu_with_a_warning(tmp_path):
     from stylefa.train.options import TrainOptions, resolve
 

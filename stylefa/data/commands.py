@@ -68,6 +68,8 @@ def _run_fa(args) -> None:
     from stylefa.errors import InputError
 
     if args.bval is not None or args.bvec is not None or args.mask is not None:
+        if len(args.inputs) == 1 and not Path(args.inputs[0]).exists():
+            raise InputError("file not found", args.inputs[0])
         if not _is_single(args):
             raise InputError("--bval/--bvec/--mask name the files of one series (one DWI file and an -o ending in "
                              ".nii/.nii.gz); for several series leave them out: gradients are found by BIDS naming")

@@ -96,12 +96,12 @@ def test_marked_voxel_keeps_its_world_position_through_another_grid():
 
 
 def test_uneven_levels_get_a_finer_grid_and_bad_levels_are_refused():
-    space = SliceSpace.of(SliceGrid(levels_mm=(0.0, 4.0, 6.0, 12.0), resolution=8))
+    space = SliceSpace.of(SliceGrid(levels_mm=(0.0, 4.0, 6.0, 12.0), resolution=16))
     assert space.dz_mm == pytest.approx(2.0) and space.num_planes == 7
     assert [space.plane_of(z) for z in (0.0, 4.0, 6.0, 12.0)] == [0, 2, 3, 6]
-    single = SliceSpace.of(SliceGrid(levels_mm=(7.5,), resolution=8, fov_mm=16.0))
-    assert single.shape == (8, 8, 1) and single.dz_mm == pytest.approx(2.0)
+    single = SliceSpace.of(SliceGrid(levels_mm=(7.5,), resolution=16, fov_mm=32.0))
+    assert single.shape == (16, 16, 1) and single.dz_mm == pytest.approx(2.0)
     with pytest.raises(InputError, match="not a plane"):
         space.plane_of(5.0)
     with pytest.raises(InputError, match="no regular z grid"):
-        SliceSpace.of(SliceGrid(levels_mm=(0.0, 1.0, 1.0 + np.pi / 100), resolution=8))
+        SliceSpace.of(SliceGrid(levels_mm=(0.0, 1.0, 1.0 + np.pi / 100), resolution=16))

@@ -5,7 +5,9 @@
 - data: a small SIMULATED cohort made by ``stylefa.data.cohort`` with a seed other than the
   training cohort's, so the projected subjects were never seen in training;
 - lesions: a synthetic lesion mask (``stylefa.study.lesions.synthetic_lesion_volume``) unless
-  real masks are given.
+  real masks are given, each lesion slice also projected without its lesion (the control);
+- lesion baselines: a normative |z| model fitted on ``normative_subjects`` simulated subjects of
+  the training cohort's seed (the demo model's training distribution), and |FA - template FA|.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from stylefa.errors import InputError
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
 DEMO_MODEL_FILE = "demo_generator.safetensors"
 DEMO_COHORT_SEED = 1001  # the demo model's training cohort uses another seed
+TRAINING_COHORT_SEED = 0  # the demo model's training cohort (MODEL_CARD.md): the normative baseline's data
 
 
 @dataclass
@@ -27,6 +30,7 @@ class DemoConfig:
     flair: list[str] = field(default_factory=list)
     network: str | None = None
     subjects: int = 3
+    normative_subjects: int = 12  # from the training cohort: the normative |z| lesion baseline
     max_slices: int = 12  # per condition: enough pairs for a Wilcoxon test to reach p < 0.05
     lesion_slices: int = 6
     steps: int = 100
@@ -62,8 +66,12 @@ def run_demo(config: DemoConfig):
     cohort = make_cohort(outdir / "cohort",
                          CohortConfig(num_subjects=config.subjects, seed=DEMO_COHORT_SEED,
                                       voxel_size_mm=config.cohort_voxel_mm))
+    cohort_config = CohortConfig(num_subjects=config.normative_subjects, seed=TRAINING_COHORT_SEED,
+                                 voxel_size_mm=config.cohort_voxel_mm)
+    normative = make_cohort(outdir / "normative", cohort_config) if config.normative_subjects >= 2 else []
     study = StudyConfig(
-        network=network, data=[str(p) for p in cohort], outdir=str(outdir / "study"), conditions=config.conditions,
+        network=network, data=[str(p) for p in cohort], normative=[str(p) for p in normative],
+        outdir=str(outdir / "study"), conditions=config.conditions,
         lesions=list(config.lesions), flair=list(config.flair), synthetic_lesions=not config.lesions,
         max_slices=config.max_slices, lesion_slices=config.lesion_slices, steps=config.steps, perceptual=config.perceptual,
         lpips_metric=True, batch_size=16, w_avg_samples=config.w_avg_samples, figure_slices=2,

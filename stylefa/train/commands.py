@@ -39,10 +39,14 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", type=_metrics_list, default=(), help="metrics at each snapshot: fid,kid or none (default: none)")
     p.add_argument("--resume", default=None, help="auto | run directory | snapshot file (.safetensors or reference .pkl)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="fp16/bf16: reduced precision in the 4 highest resolutions (GPU only; default fp32)")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions (GPU only)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto (default): fp16 in the 4 highest resolutions on GPU (the reference's), fp32 on CPU; "
+                   "fp32: exact float32 everywhere; bf16: bfloat16 in those resolutions (GPU only)")
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
+                   help="TF32 matmuls/convolutions (GPU only; default on with a GPU)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU only)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile G and D for the main phases (first minibatches slower while it compiles)")
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
     p.add_argument("--workers", type=int, default=None, help="data loader processes (default: 0 on CPU, 3 on GPU)")
     p.add_argument("--desc", default=None, help="run directory name after the number (default: from options)")
@@ -82,6 +86,7 @@ def options_from_args(args: argparse.Namespace):
         precision=args.precision,
         tf32=args.tf32,
         channels_last=args.channels_last,
+        compile=args.compile,
         deterministic=args.deterministic,
         workers=args.workers,
         desc=args.desc,

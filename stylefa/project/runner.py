@@ -36,6 +36,8 @@ class RunConfig:
     batch: int = 16
     device: str = "auto"
     mask: str | None = None  # known-pixel mask applied to every target
+    precision: str = "auto"  # stylefa.project.config.PRECISION_CHOICES (CUDA only)
+    compile: bool = False  # torch.compile each step's rendering and loss
     merge_wait_s: float = 6 * 3600.0  # rank 0 waits this long for the other ranks
 
     def to_dict(self) -> dict:
@@ -43,8 +45,8 @@ class RunConfig:
 
 
 def run_settings(config: RunConfig) -> dict:
-    """What a result depends on (not the batch size, device or video frames: a target's
-    trajectory is the same either way), compared on every re-run so one folder never mixes
+    """What a result depends on (not the batch size, device, precision, compile or video
+    frames: a target's trajectory is the same either way, up to rounding), compared on every re-run so one folder never mixes
     two configurations."""
     perceptual = dataclasses.asdict(config.perceptual)
     perceptual.pop("download")
@@ -72,7 +74,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     from stylefa.nets.checkpoint import load_generator
     from stylefa.project.perceptual.loader import load_perceptual
     from stylefa.project.pti import pivotal_tuning
-    from stylefa.project.projector import compute_w_stats, frozen_copy, project_batch
+    from stylefa.project.projector import compute_w_stats, frozen_copy, project_batch, set_precision_
+    from stylefa.runtime import apply_backend_flags, resolve_cuda_settings
     from stylefa.project.targets import read_mask
 
     if config.batch < 1:
@@ -82,7 +85,12 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     outdir = Path(config.outdir)
     rank, world = rank_and_world()
     device = resolve_device(config.device)
+    # TF32 and cuDNN autotuning on CUDA; the precision itself is the network's (set_precision_).
+    speed = resolve_cuda_settings(device.type, "bf16" if config.precision == "bf16" else "auto",
+                                  compile=config.compile)
+    apply_backend_flags(speed, device)
     G = frozen_copy(load_generator(config.network, device=device), device)
+    set_precision_(G, config.precision if device.type == "cuda" else "fp32")
     if G.img_channels != 1:
         raise InputError(f"expected a single-channel (FA) generator, this one has {G.img_channels} channels", config.network)
     resolution = G.img_resolution
@@ -102,6 +110,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
             "batch": config.batch,
             "w_std": w_stats.w_std,
             "device": str(device),
+            "precision": config.precision,
+            "compile": config.compile,
         }
         steps = config.project.steps
         bar = tqdm(total=len(pending) * steps, desc=f"project[{rank}]" if world > 1 else "project",
@@ -115,7 +125,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
             labels = _labels(G, chunk, device)
             result = project_batch(G, targets_t, distance, config.project, w_stats,
                                    [spec.target_id for spec in chunk], masks=masks_t, labels=labels,
-                                   on_step=lambda _step, n=len(chunk): bar.update(n))
+                                   on_step=lambda _step, n=len(chunk): bar.update(n),
+                                   compile_backend=speed.compile_backend if speed.compile else None)
             projected_fa = ((result.images[:, 0] + 1) / 2).cpu().numpy()
             for index, spec in enumerate(chunk):
                 pti_fa = pti_curves = None

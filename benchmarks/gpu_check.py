@@ -70,7 +70,7 @@ class Plan:
     demo_res: int = 64
     demo_cfg: str = "small"
     demo_batch: int = 16
-    precisions: tuple[str, ...] = ("fp16", "bf16", "fp32")
+    precisions: tuple[str, ...] = ("fp16", "bf16", "fp32", "fp32-tf32")  # fp32 = exact (TF32 off)
     train_minibatches: int = 16  # timed, a multiple of the lazy R1 interval
     train_warmup: int = 2
     project_batches: tuple[int, ...] = (1, 32, 128)
@@ -206,6 +206,11 @@ def exact_float32(device):
 def _relative_error(got, want) -> float:
     got, want = got.double(), want.double()
     return float((got - want).abs().mean() / want.abs().mean().clamp_min(1e-12))
+
+
+def _split_precision(name: str) -> tuple[str, bool | None]:
+    """'fp32-tf32' -> ('fp32', True); others -> (name, None: stylefa's default TF32)."""
+    return ("fp32", True) if name == "fp32-tf32" else (name, None)
 
 
 def _precisions_for(device, plan: Plan) -> tuple[str, ...]:
@@ -345,7 +350,7 @@ def section_precision(out: dict, save, device, plan: Plan) -> None:
     out["fp32_image_mean_abs"] = float(ref_img.abs().mean())
     ok = True
     for precision in _precisions_for(device, plan):
-        if precision in ("fp32", "auto"):
+        if precision in ("fp32", "fp32-tf32", "auto"):
             continue
         with torch.no_grad():
             G, D = _build_nets(plan.big_res, plan.big_cfg, precision, device)
@@ -439,8 +444,9 @@ def _time_training(device, plan: Plan, res: int, cfg: str, batch: int, precision
     from stylefa.train.loop import Trainer, open_dataset, resolve_config
     from stylefa.train.options import TrainOptions
 
+    precision, tf32 = _split_precision(precision)
     options = TrainOptions(data=str(data), outdir=str(tmp), cfg=cfg, batch=batch, device=device.type,
-                           precision=precision, compile=compile, augment=AdaConfig(mode="ada"))
+                           precision=precision, tf32=tf32, compile=compile, augment=AdaConfig(mode="ada"))
     dist = DistContext(device=device)
     dataset = open_dataset(options)
     config = resolve_config(options, dataset, dist)
@@ -492,7 +498,9 @@ def _time_projection(device, plan: Plan, res: int, cfg: str, precision: str, bat
 
     from stylefa.project.config import ProjectConfig
     from stylefa.project.projector import WStats, project_batch, set_precision_
+    from stylefa.runtime import apply_backend_flags, resolve_cuda_settings
 
+    apply_backend_flags(resolve_cuda_settings(device.type, precision), device)  # as stylefa project does
     G, _ = _build_nets(res, cfg, "auto", device)
     set_precision_(G, precision)
     stats = WStats(G.mapping.w_avg.detach().clone(), 1.0)
@@ -519,6 +527,7 @@ def section_train_speed(out: dict, save, device, plan: Plan, tmp: Path, res: int
     data = _blob_dataset(tmp, plan.dataset_images, res)
     for precision in _precisions_for(device, plan):
         out[precision] = _time_training(device, plan, res, cfg, batch, precision, data, tmp)
+        out[precision]["setting"] = precision
         save()
         _free_memory()
 
@@ -585,7 +594,7 @@ def summarise(report: Report) -> None:
     if train:
         best = min(train.values(), key=lambda r: r["sec_per_kimg"])
         summary["train_256_sec_per_kimg"] = {k: v["sec_per_kimg"] for k, v in train.items()}
-        summary["train_256_fastest"] = best["precision"]
+        summary["train_256_fastest"] = best.get("setting", best["precision"])
         summary["train_18600_kimg_hours"] = best["hours_for_18600_kimg"]
         summary["train_goal_met"] = best["sec_per_kimg"] <= GOAL_SEC_PER_KIMG
     proj = {k: v for k, v in sections.get("project_256", {}).get("result", {}).items() if isinstance(v, dict)}
@@ -613,6 +622,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", type=Path, default=None, help="folder of the reference tensors")
     parser.add_argument("--skip", default="", help="comma list of sections to leave out")
     parser.add_argument("--compile-check", action="store_true", help="run the compile section on the CPU too")
+    parser.add_argument("--perceptual", default=None,
+                        help="projection distance (default stlpips-vgg16; mse in --quick): a fallback where the "
+                        "stlpips-pytorch wheel's weights are missing")
     args = parser.parse_args(argv)
 
     from stylefa.runtime import apply_backend_flags, resolve_cuda_settings, resolve_device, tune_cpu_allocator
@@ -620,6 +632,8 @@ def main(argv=None) -> int:
     tune_cpu_allocator()
     device = resolve_device(args.device)
     plan = QUICK if args.quick else Plan()
+    if args.perceptual:
+        plan = dataclasses.replace(plan, perceptual=args.perceptual)
     if device.type != "cuda" and not args.quick:
         print("[gpu_check] the full sizes need a GPU; use --quick on the CPU", file=sys.stderr)
         return 2

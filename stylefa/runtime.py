@@ -115,7 +115,7 @@ def resolve_cuda_settings(
     CUDA defaults (``precision='auto'``, ``tf32=None``): fp16 in the 4 highest resolutions
     (the reference StyleGAN2-ADA's mixed precision), TF32 on, cuDNN autotuning on (off with
     ``deterministic``), channels_last off unless asked. ``precision='fp32'`` is exact float32
-    everywhere (``tf32=False`` too for bit-level float32 matmuls).
+    everywhere: TF32 off too unless ``tf32=True`` asks for it.
 
     CPU: float32 everywhere, TF32/cuDNN flags untouched. An explicit fp16/bf16/TF32/
     channels_last request is dropped with a one-line ``UserWarning`` (CPU kernels for half
@@ -136,7 +136,7 @@ def resolve_cuda_settings(
     return CudaSettings(
         precision=chosen,
         num_fp16_res=0 if chosen == "fp32" else REDUCED_PRECISION_RESOLUTIONS,
-        tf32=True if tf32 is None else tf32,
+        tf32=(chosen != "fp32") if tf32 is None else tf32,
         cudnn_benchmark=not deterministic,
         channels_last=channels_last,
         compile=compile,

@@ -15,10 +15,11 @@ def test_cuda_defaults_are_the_references_mixed_precision_with_tf32_and_autotuni
                              channels_last=False, compile=False)
 
 
-@pytest.mark.parametrize("precision, num", [("fp32", 0), ("fp16", 4), ("bf16", 4)])
-def test_cuda_explicit_precision(precision, num):
+@pytest.mark.parametrize("precision, num, tf32", [("fp32", 0, False), ("fp16", 4, True), ("bf16", 4, True)])
+def test_cuda_explicit_precision(precision, num, tf32):
     s = resolve_cuda_settings("cuda", precision)
-    assert (s.precision, s.num_fp16_res, s.tf32) == (precision, num, True)
+    assert (s.precision, s.num_fp16_res, s.tf32) == (precision, num, tf32)  # fp32 = exact: no TF32
+    assert resolve_cuda_settings("cuda", precision, tf32=True).tf32 is True
 
 
 def test_cuda_options_and_deterministic():
@@ -72,7 +73,7 @@ def test_train_options_resolve_through_the_same_function():
         warnings.simplefilter("error")
         cpu = resolve(opts, 256, 0, device_type="cpu")
     assert (cpu.precision, cpu.tf32, cpu.G.synthesis.num_fp16_res) == ("fp32", False, 0)
-    exact = resolve(TrainOptions(data="d", outdir="o", precision="fp32", tf32=False), 256, 0, device_type="cuda")
+    exact = resolve(TrainOptions(data="d", outdir="o", precision="fp32"), 256, 0, device_type="cuda")
     assert (exact.precision, exact.tf32, exact.G.synthesis.num_fp16_res) == ("fp32", False, 0)
     # compile is a runtime choice: a run may resume with or without it.
     assert "compile" not in gpu.training_identity()

@@ -46,8 +46,8 @@ class RunConfig:
 
 def run_settings(config: RunConfig) -> dict:
     """What a result depends on (not the batch size, device, precision, compile or video
-    frames: a target's trajectory is the same either way, up to rounding), compared on every re-run so one folder never mixes
-    two configurations."""
+    frames: a target's trajectory is the same either way, up to rounding), compared on every
+    re-run so one folder never mixes two configurations."""
     perceptual = dataclasses.asdict(config.perceptual)
     perceptual.pop("download")
     for key in ("vgg16", "lpips_heads", "stlpips_weights"):
@@ -85,9 +85,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     outdir = Path(config.outdir)
     rank, world = rank_and_world()
     device = resolve_device(config.device)
-    # TF32 and cuDNN autotuning on CUDA; the precision itself is the network's (set_precision_).
-    speed = resolve_cuda_settings(device.type, "bf16" if config.precision == "bf16" else "auto",
-                                  compile=config.compile)
+    # TF32 (off for fp32) and cuDNN autotuning on CUDA; 'auto' precision = the network's own.
+    speed = resolve_cuda_settings(device.type, config.precision, compile=config.compile)
     apply_backend_flags(speed, device)
     G = frozen_copy(load_generator(config.network, device=device), device)
     set_precision_(G, config.precision if device.type == "cuda" else "fp32")

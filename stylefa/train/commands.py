@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                    help="auto (default): fp16 in the 4 highest resolutions on GPU (the reference's), fp32 on CPU; "
                    "fp32: exact float32 everywhere; bf16: bfloat16 in those resolutions (GPU only)")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
-                   help="TF32 matmuls/convolutions (GPU only; default on with a GPU)")
+                   help="TF32 matmuls/convolutions (GPU only; default on, off with --precision fp32)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU only)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile G and D for the main phases (first minibatches slower while it compiles)")

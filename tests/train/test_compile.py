@@ -9,6 +9,7 @@ which takes minutes per network on the 2-core CI machine. One slow test checks i
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import torch
@@ -74,6 +75,7 @@ INDUCTOR_TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: minutes on 2 cores
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="inductor needs a C++ compiler (gcc)")
 def test_inductor_generator_and_discriminator_equal_eager():
     G, D = _tiny()
     G.eval()

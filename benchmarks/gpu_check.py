@@ -79,6 +79,7 @@ class Plan:
     equal_steps: int = 20
     dataset_images: int = 256
     perceptual: str = "stlpips-vgg16"
+    stlpips_weights: str | None = None  # None: from the stlpips-pytorch wheel
 
 
 QUICK = Plan(big_res=16, big_cfg="tiny", big_batch=4, demo_res=16, demo_cfg="tiny", demo_batch=4,
@@ -396,10 +397,10 @@ def section_train_tick(out: dict, save, device, plan: Plan, tmp: Path) -> None:
                ok=bool(finite_weights and losses and all(v is not None and math.isfinite(v) for v in losses.values())))
 
 
-def _distance(name: str, device):
+def _distance(plan: Plan, device):
     from stylefa.project.perceptual import PerceptualSpec, load_perceptual
 
-    return load_perceptual(PerceptualSpec(name), device)
+    return load_perceptual(PerceptualSpec(plan.perceptual, stlpips_weights=plan.stlpips_weights), device)
 
 
 def section_project_batch(out: dict, save, device, plan: Plan) -> None:
@@ -408,7 +409,7 @@ def section_project_batch(out: dict, save, device, plan: Plan) -> None:
     from stylefa.project.config import ProjectConfig
     from stylefa.project.projector import WStats, project_batch, set_precision_
 
-    distance = _distance(plan.perceptual, device)
+    distance = _distance(plan, device)
     ok = True
     for precision in ("fp32", "auto") if device.type == "cuda" else ("fp32",):
         G, _ = _build_nets(plan.demo_res, plan.demo_cfg, "auto", device)
@@ -533,7 +534,7 @@ def section_train_speed(out: dict, save, device, plan: Plan, tmp: Path, res: int
 
 
 def section_project_speed(out: dict, save, device, plan: Plan, res: int, cfg: str) -> None:
-    distance = _distance(plan.perceptual, device)
+    distance = _distance(plan, device)
     out["perceptual"] = plan.perceptual
     precision = "auto" if device.type == "cuda" else "fp32"
     for batch in plan.project_batches:
@@ -573,7 +574,7 @@ def section_compile(out: dict, save, device, plan: Plan, tmp: Path) -> None:
                        "ok": max(err.values()) < COMPILE_TOLERANCE}
     save()
     precision = "auto" if device.type == "cuda" else "fp32"
-    distance = _distance(plan.perceptual, device)
+    distance = _distance(plan, device)
     mid = plan.project_batches[len(plan.project_batches) // 2]
     out["project_256"] = _time_projection(device, plan, plan.big_res, plan.big_cfg, precision, mid, distance,
                                           compile=True)
@@ -607,10 +608,38 @@ def summarise(report: Report) -> None:
     report.data["summary"] = summary
 
 
+CARRY_DIR = ROOT / "gpu_carry"  # what --prepare-carry writes; travels to the device machine
+CARRY_STLPIPS = "vgg_shift_tolerant_fp16.pth"
+
+
 def _default_reference() -> Path | None:
     candidates = [Path(os.environ["STYLEFA_SHARED"]) / "reference"] if os.environ.get("STYLEFA_SHARED") else []
-    candidates += [ROOT / "shared" / "reference", ROOT.parent / "shared" / "reference"]
+    candidates += [CARRY_DIR / "reference", ROOT / "shared" / "reference", ROOT.parent / "shared" / "reference"]
     return next((p for p in candidates if (p / "sg2ada_configs.json").is_file()), None)
+
+
+def prepare_carry(folder: Path, reference: Path | None) -> None:
+    """Copy what the check reads from outside the repository into ``folder`` (~32 MB): the
+    reference tensors and the ST-LPIPS weights stored as float16 (half the 59 MB file, so the
+    working tree fits a device machine's 64 MiB transfer; loaded into a float32 network, the
+    distances agree to ~1e-4). The scaling constants and blur kernels stay float32 (checked exactly)."""
+    import shutil
+
+    import torch
+
+    from stylefa.project.perceptual.loader import packaged_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if reference is not None:
+        shutil.copytree(reference, folder / "reference", dirs_exist_ok=True)
+    source = packaged_file("stlpips_pytorch", "weights/vST0.0/vgg_shift_tolerant.pth")
+    if source is None:
+        raise SystemExit("[gpu_check] the stlpips-pytorch wheel is not installed here")
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    half = {k: v.half() if v.is_floating_point() and not k.startswith("scaling_layer") and not k.endswith(".filt")
+            else v for k, v in state.items()}
+    torch.save(half, folder / CARRY_STLPIPS)
+    print(f"[gpu_check] wrote {folder}: reference={'yes' if reference else 'no'}, {CARRY_STLPIPS}")
 
 
 def main(argv=None) -> int:
@@ -625,7 +654,16 @@ def main(argv=None) -> int:
     parser.add_argument("--perceptual", default=None,
                         help="projection distance (default stlpips-vgg16; mse in --quick): a fallback where the "
                         "stlpips-pytorch wheel's weights are missing")
+    parser.add_argument("--stlpips-weights", default=None, metavar="PATH",
+                        help="vgg_shift_tolerant.pth where the stlpips-pytorch wheel is not installed "
+                        "(default: gpu_carry/ if --prepare-carry made it)")
+    parser.add_argument("--prepare-carry", action="store_true",
+                        help="(run here, before the GPU run) copy the reference tensors and float16 ST-LPIPS "
+                        "weights into gpu_carry/, then exit")
     args = parser.parse_args(argv)
+    if args.prepare_carry:
+        prepare_carry(CARRY_DIR, args.reference or _default_reference())
+        return 0
 
     from stylefa.runtime import apply_backend_flags, resolve_cuda_settings, resolve_device, tune_cpu_allocator
 
@@ -634,6 +672,10 @@ def main(argv=None) -> int:
     plan = QUICK if args.quick else Plan()
     if args.perceptual:
         plan = dataclasses.replace(plan, perceptual=args.perceptual)
+    if args.stlpips_weights:
+        plan = dataclasses.replace(plan, stlpips_weights=args.stlpips_weights)
+    elif (CARRY_DIR / CARRY_STLPIPS).is_file():
+        plan = dataclasses.replace(plan, stlpips_weights=str(CARRY_DIR / CARRY_STLPIPS))
     if device.type != "cuda" and not args.quick:
         print("[gpu_check] the full sizes need a GPU; use --quick on the CPU", file=sys.stderr)
         return 2

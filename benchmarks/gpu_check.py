@@ -4,7 +4,7 @@
     python benchmarks/gpu_check.py --device cpu --quick --out q.json    # tiny sizes: checks the script itself
 
 Sections run in order of importance, each under its own time cap (SIGALRM) and all under one
-budget (``--budget``, default 450 s, so start-up and imports fit in 8 minutes). The JSON is
+budget (``--budget``, default 420 s, so start-up and imports fit in 8 minutes). The JSON is
 rewritten atomically after every measurement, so a run cut short still leaves valid partial
 results; a section that fails or hits its cap is recorded as such and the next one runs.
 
@@ -647,7 +647,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="gpu_check.json", help="the JSON written (atomically, as it goes)")
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs (CI)")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds for all sections (default 450)")
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds for all sections (default 420)")
     parser.add_argument("--reference", type=Path, default=None, help="folder of the reference tensors")
     parser.add_argument("--skip", default="", help="comma list of sections to leave out")
     parser.add_argument("--compile-check", action="store_true", help="run the compile section on the CPU too")

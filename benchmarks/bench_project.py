@@ -36,18 +36,20 @@ def build_generator(resolution: int, device, fp32: bool, cfg: str = "auto"):
     return Generator(config).eval().requires_grad_(False).to(device)
 
 
-def throughput(G, distance, batch: int, steps: int, warmup: int, device) -> float:
+def throughput(G, distance, batch: int, steps: int, warmup: int, device, compile_backend: str | None = None) -> float:
     from stylefa.project.config import ProjectConfig
     from stylefa.project.projector import WStats, project_batch
 
     stats = WStats(G.mapping.w_avg.detach().clone(), 1.0)
     targets = torch.rand(batch, 1, G.img_resolution, G.img_resolution, device=device) * 2 - 1
     ids = [f"bench{i}" for i in range(batch)]
-    project_batch(G, targets, distance, ProjectConfig(steps=warmup, w_avg_samples=1), stats, ids)
+    project_batch(G, targets, distance, ProjectConfig(steps=warmup, w_avg_samples=1), stats, ids,
+                  compile_backend=compile_backend)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    project_batch(G, targets, distance, ProjectConfig(steps=steps, w_avg_samples=1), stats, ids)
+    project_batch(G, targets, distance, ProjectConfig(steps=steps, w_avg_samples=1), stats, ids,
+                  compile_backend=compile_backend)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - start)
@@ -66,6 +68,7 @@ def main() -> None:
                         help="generator architecture: the study's (auto) or the demo model's (small)")
     parser.add_argument("--fp32", action="store_true", help="no fp16 blocks (they only apply on CUDA anyway)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="torch.compile each step (inductor; warm-up compiles)")
     args = parser.parse_args()
 
     from stylefa.project.perceptual import PerceptualSpec, load_perceptual
@@ -73,13 +76,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    from stylefa.runtime import apply_backend_flags, resolve_cuda_settings
+
+    apply_backend_flags(resolve_cuda_settings(device.type), device)  # stylefa project's TF32/cuDNN defaults
     G = build_generator(args.resolution, device, args.fp32, args.cfg)
     distance = load_perceptual(PerceptualSpec(args.perceptual), device)
     results = {}
     for batch in args.batches:
-        rate = throughput(G, distance, batch, args.steps, args.warmup, device)
+        rate = throughput(G, distance, batch, args.steps, args.warmup, device, "inductor" if args.compile else None)
         results[batch] = rate
         line = f"batch {batch:4d}: {rate:9.2f} images*steps/s"
         if device.type == "cuda":
@@ -89,7 +93,7 @@ def main() -> None:
         first, last = args.batches[0], args.batches[-1]
         print(f"speed-up batch {last} vs {first}: {results[last] / results[first]:.2f}x")
     print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "resolution": args.resolution,
-                      "cfg": args.cfg,
+                      "cfg": args.cfg, "compile": args.compile,
                       "perceptual": args.perceptual, "steps": args.steps,
                       "images_steps_per_s": {str(k): v for k, v in results.items()}}))
 

@@ -56,8 +56,10 @@ def main() -> None:
     parser.add_argument("--cfg", default="small")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--tf32", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto: stylefa's default (fp16 in the 4 highest resolutions on CUDA, fp32 on CPU)")
+    parser.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None, help="default: on with CUDA")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G and D (Gmain/Dmain phases)")
     parser.add_argument("--aug", default="ada", choices=["ada", "fixed", "noaug"])
     parser.add_argument("--p", type=float, default=0.2, help="augmentation p while timing (ADA runs start at 0)")
     parser.add_argument("--steps", type=int, default=16, help="timed minibatches (rounded up to a multiple of 16)")
@@ -78,7 +80,7 @@ def main() -> None:
         data = args.data or str(write_blob_dataset(Path(tmp) / "blobs", 256, args.resolution))
         augment = AdaConfig(mode=args.aug, p=args.p if args.aug == "fixed" else 0.0)
         options = TrainOptions(data=data, outdir=tmp, cfg=args.cfg, batch=args.batch, device=args.device,
-                               precision=args.precision, tf32=args.tf32, augment=augment)
+                               precision=args.precision, tf32=args.tf32, compile=args.compile, augment=augment)
         dist = DistContext(device=resolve_device(args.device))
         dataset = open_dataset(options)
         config = resolve_config(options, dataset, dist)
@@ -90,8 +92,10 @@ def main() -> None:
             if dist.device.type == "cuda":
                 torch.cuda.synchronize()
 
+        warm_start = time.perf_counter()
         for _ in range(args.warmup):
             trainer.step()
+        warmup_s = time.perf_counter() - warm_start
         steps = -(-args.steps // 16) * 16
         sync()
         start = time.perf_counter()
@@ -103,6 +107,7 @@ def main() -> None:
     print(json.dumps({
         "device": torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "resolution": config.resolution, "cfg": config.cfg, "batch": config.batch, "precision": config.precision,
+        "tf32": config.tf32, "compile": config.compile, "warmup_s": round(warmup_s, 1),
         "augment": f"{args.aug} p={args.p}", "params_G_plus_D": params, "minibatches": steps,
         "sec_per_minibatch": round(elapsed / steps, 4),
         "sec_per_kimg": round(elapsed / (steps * config.batch) * 1000, 2),

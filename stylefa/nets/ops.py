@@ -353,7 +353,13 @@ class _BiasActClamp(torch.autograd.Function):
         # lrelu(v) * gain == lrelu(v * gain) for gain > 0, so the gain is folded into the add.
         if b is not None:
             shape = [-1 if i == dim else 1 for i in range(x.ndim)]
-            y = torch.add(b.reshape(shape) * gain, x, alpha=gain)
+            if torch.compiler.is_compiling():
+                # Inductor (torch 2.14) folds add(b, x @ w, alpha=g) into addmm and drops the
+                # alpha (wrong outputs, found by tests/train/test_compile.py); it fuses this
+                # form into one kernel anyway.
+                y = x * gain + b.reshape(shape) * gain
+            else:
+                y = torch.add(b.reshape(shape) * gain, x, alpha=gain)
         else:
             y = x * gain
         if alpha != 1:

@@ -47,6 +47,7 @@ def _handle(args: argparse.Namespace) -> int:
         perceptual=PerceptualSpec(name=args.perceptual, vgg16=args.vgg16, lpips_heads=args.lpips_heads,
                                   stlpips_weights=args.stlpips_weights, download=args.download),
         batch=args.batch, device=args.device, mask=args.mask, image_options=image_options,
+        precision=args.precision, compile=args.compile,
     )
     resolution = _generator_resolution(args.network)
     if args.data is not None:
@@ -81,7 +82,7 @@ def _generator_resolution(network) -> int:
 
 
 def register(subparsers) -> None:
-    from stylefa.project.config import INIT_CHOICES, SPACE_CHOICES
+    from stylefa.project.config import INIT_CHOICES, PRECISION_CHOICES, SPACE_CHOICES
     from stylefa.project.perceptual.loader import add_perceptual_arguments
 
     parser = subparsers.add_parser(
@@ -128,4 +129,7 @@ def register(subparsers) -> None:
     parser.add_argument("--video-every", type=int, default=10, metavar="N", help="GIF frame every N steps (default 10)")
     parser.add_argument("--seed", type=int, default=303, help="run seed; each target's RNG derives from it and its id")
     parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available), cpu, cuda, cuda:K")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="GPU only: auto (the network's own: fp16 in its highest resolutions), fp32 or bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each step (faster after the first)")
     parser.set_defaults(handler=_handle)

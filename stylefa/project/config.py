@@ -8,6 +8,9 @@ from typing import Any
 
 INIT_CHOICES = ("w-avg", "random-z")
 SPACE_CHOICES = ("w", "w+")
+# 'auto': the generator as built (float16 in its num_fp16_res highest blocks on CUDA, as the
+# reference projector runs it); 'fp32': float32 everywhere; 'bf16': bfloat16 in those blocks.
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)

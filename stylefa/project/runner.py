@@ -38,6 +38,8 @@ class RunConfig:
     device: str = "auto"
     mask: str | None = None  # known-pixel mask applied to every target
     image_options: ImageOptions = field(default_factory=ImageOptions)  # how a PNG --mask is read
+    precision: str = "auto"  # stylefa.project.config.PRECISION_CHOICES (CUDA only)
+    compile: bool = False  # torch.compile each step's rendering and loss
     merge_wait_s: float = 6 * 3600.0  # rank 0 waits this long for the other ranks
 
     def to_dict(self) -> dict:
@@ -45,9 +47,9 @@ class RunConfig:
 
 
 def run_settings(config: RunConfig) -> dict:
-    """What a result depends on (not the batch size, device or video frames: a target's
-    trajectory is the same either way), compared on every re-run so one folder never mixes
-    two configurations."""
+    """What a result depends on (not the batch size, device, precision, compile or video
+    frames: a target's trajectory is the same either way, up to rounding), compared on every
+    re-run so one folder never mixes two configurations."""
     perceptual = dataclasses.asdict(config.perceptual)
     perceptual.pop("download")
     for key in ("vgg16", "lpips_heads", "stlpips_weights"):
@@ -74,7 +76,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     from stylefa.nets.checkpoint import load_generator
     from stylefa.project.perceptual.loader import load_perceptual
     from stylefa.project.pti import pivotal_tuning
-    from stylefa.project.projector import compute_w_stats, frozen_copy, project_batch
+    from stylefa.project.projector import compute_w_stats, frozen_copy, project_batch, set_precision_
+    from stylefa.runtime import apply_backend_flags, resolve_cuda_settings
     from stylefa.project.targets import read_mask
 
     if config.batch < 1:
@@ -84,7 +87,11 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
     outdir = Path(config.outdir)
     rank, world = rank_and_world()
     device = resolve_device(config.device)
+    # TF32 (off for fp32) and cuDNN autotuning on CUDA; 'auto' precision = the network's own.
+    speed = resolve_cuda_settings(device.type, config.precision, compile=config.compile)
+    apply_backend_flags(speed, device)
     G = frozen_copy(load_generator(config.network, device=device), device)
+    set_precision_(G, config.precision if device.type == "cuda" else "fp32")
     if G.img_channels != 1:
         raise InputError(f"expected a single-channel (FA) generator, this one has {G.img_channels} channels", config.network)
     resolution = check_resolution(G.img_resolution, "the generator's resolution", config.network)
@@ -108,6 +115,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
             "batch": config.batch,
             "w_std": w_stats.w_std,
             "device": str(device),
+            "precision": config.precision,
+            "compile": config.compile,
         }
         steps = config.project.steps
         bar = tqdm(total=len(pending) * steps, desc=f"project[{rank}]" if world > 1 else "project",
@@ -121,7 +130,8 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
             labels = _labels(G, chunk, device)
             result = project_batch(G, targets_t, distance, config.project, w_stats,
                                    [spec.target_id for spec in chunk], masks=masks_t, labels=labels,
-                                   on_step=lambda _step, n=len(chunk): bar.update(n))
+                                   on_step=lambda _step, n=len(chunk): bar.update(n),
+                                   compile_backend=speed.compile_backend if speed.compile else None)
             projected_fa = ((result.images[:, 0] + 1) / 2).cpu().numpy()
             for index, spec in enumerate(chunk):
                 pti_fa = pti_curves = None

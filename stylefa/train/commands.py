@@ -43,10 +43,14 @@ def register(subparsers) -> None:
                         "(G from G_ema if the file has only that), D if present (else fresh), copied by name; the "
                         "kimg counter starts at the file's kimg")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="fp16/bf16: reduced precision in the 4 highest resolutions (GPU only; default fp32)")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions (GPU only)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto (default): fp16 in the 4 highest resolutions on GPU (the reference's), fp32 on CPU; "
+                   "fp32: exact float32 everywhere; bf16: bfloat16 in those resolutions (GPU only)")
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
+                   help="TF32 matmuls/convolutions (GPU only; default on, off with --precision fp32)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU only)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile G and D for the main phases (first minibatches slower while it compiles)")
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
     p.add_argument("--workers", type=int, default=None, help="data loader processes (default: 0 on CPU, 3 on GPU)")
     p.add_argument("--desc", default=None, help="run directory name after the number (default: from options)")
@@ -87,6 +91,7 @@ def options_from_args(args: argparse.Namespace):
         precision=args.precision,
         tf32=args.tf32,
         channels_last=args.channels_last,
+        compile=args.compile,
         deterministic=args.deterministic,
         workers=args.workers,
         desc=args.desc,

@@ -89,15 +89,21 @@ def _label_of(dataset, idx: int) -> np.ndarray:
 
 
 def configure_backends(config: ResolvedTrainConfig, device: torch.device) -> None:
+    from stylefa.runtime import apply_backend_flags
+
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = config.tf32
-        torch.backends.cudnn.allow_tf32 = config.tf32
+    apply_backend_flags(config.cuda_settings(), device)
+
+
+def compiled_networks(G: torch.nn.Module, D: torch.nn.Module):
+    """torch.compile'd views of G.mapping, G.synthesis and D (shared parameters) for the loss's
+    first-order phases; ``stylefa.train.loss.CompiledNetworks``."""
+    from stylefa.runtime import compiled
+    from stylefa.train.loss import CompiledNetworks
+
+    return CompiledNetworks(mapping=compiled(G.mapping), synthesis=compiled(G.synthesis), D=compiled(D))
 
 
 class Trainer:
@@ -136,6 +142,7 @@ class Trainer:
         self.loss = StyleGAN2Loss(
             self.G, self.D, config.loss, augment_pipe=self.augment_pipe,
             rng=torch.Generator(device=self.device).manual_seed(config.seed + 1), dist=dist,
+            compiled=compiled_networks(self.G, self.D) if config.compile else None,
         )
         self.phases = [
             Phase("Gmain", self.G, make_optimizer(self.G, config, config.loss.pl_interval), 1),

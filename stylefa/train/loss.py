@@ -50,6 +50,17 @@ def phase_flags(phase: str, config: LossConfig) -> PhaseFlags:
     )
 
 
+@dataclass(frozen=True)
+class CompiledNetworks:
+    """torch.compile'd callables sharing G's and D's parameters. torch.compile cannot
+    double-backward, so only the first-order phases (Gmain, Dmain) use them; the R1 and
+    path-length phases run the eager modules (same parameters, same maths)."""
+
+    mapping: Callable
+    synthesis: Callable
+    D: Callable
+
+
 class StyleGAN2Loss:
     """Accumulates the gradients of one phase for one (per-rank) minibatch.
 
@@ -67,6 +78,7 @@ class StyleGAN2Loss:
         rng: torch.Generator | None = None,
         dist: DistContext | None = None,
         noise_mode: str = "random",
+        compiled: CompiledNetworks | None = None,
     ):
         self.G = G
         self.D = D
@@ -77,6 +89,7 @@ class StyleGAN2Loss:
         self.rng = rng if rng is not None else torch.Generator(device=device).manual_seed(0)
         self.pl_mean = torch.zeros([], device=device)
         self.noise_mode = noise_mode
+        self.compiled = compiled
 
     # -- random draws for the global batch, sharded to this rank --------------------------
     def _global_normal(self, local_shape, device, dtype=torch.float32) -> torch.Tensor:
@@ -100,8 +113,12 @@ class StyleGAN2Loss:
         }
 
     # -- network runs -----------------------------------------------------------------------
-    def run_G(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ws = self.G.mapping(z, c, update_emas=True)
+    def run_G(self, z: torch.Tensor, c: torch.Tensor, fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """fast: use the compiled networks if there are any (first-order phases only)."""
+        use = self.compiled if fast and self.compiled is not None else None
+        mapping = use.mapping if use else self.G.mapping
+        synthesis = use.synthesis if use else self.G.synthesis
+        ws = mapping(z, c, update_emas=True)
         if self.config.style_mixing_prob > 0:
             num_ws = ws.shape[1]
             # Same draw order as the reference: cutoff first, then the coin.
@@ -111,19 +128,20 @@ class StyleGAN2Loss:
                 cutoff = num_ws
             mix_z = self._global_normal_like(z)
             if cutoff < num_ws:
-                ws_mix = self.G.mapping(mix_z, c, update_emas=False)
+                ws_mix = mapping(mix_z, c, update_emas=False)
                 ws = torch.cat([ws[:, :cutoff], ws_mix[:, cutoff:]], dim=1)
         noise = self._layer_noise(ws.shape[0], ws.device)
         if noise is None:
-            img = self.G.synthesis(ws, noise_mode=self.noise_mode)
+            img = synthesis(ws, noise_mode=self.noise_mode)
         else:
-            img = self.G.synthesis(ws, noise_mode=self.noise_mode, noise_override=noise)
+            img = synthesis(ws, noise_mode=self.noise_mode, noise_override=noise)
         return img, ws
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def run_D(self, img: torch.Tensor, c: torch.Tensor, fast: bool = False) -> torch.Tensor:
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c)
+        D = self.compiled.D if fast and self.compiled is not None else self.D
+        return D(img, c)
 
     # -- the phases -------------------------------------------------------------------------
     def accumulate_gradients(
@@ -140,8 +158,8 @@ class StyleGAN2Loss:
         flags = phase_flags(phase, self.config)
 
         if flags.g_main:
-            gen_img, _ = self.run_G(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
+            gen_img, _ = self.run_G(gen_z, gen_c, fast=True)
+            gen_logits = self.run_D(gen_img, gen_c, fast=True)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_g = F.softplus(-gen_logits)
@@ -169,8 +187,8 @@ class StyleGAN2Loss:
         loss_d_gen = None
         if flags.d_main:
             with torch.no_grad():
-                gen_img, _ = self.run_G(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
+                gen_img, _ = self.run_G(gen_z, gen_c, fast=True)
+            gen_logits = self.run_D(gen_img, gen_c, fast=True)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_d_gen = F.softplus(gen_logits)
@@ -178,7 +196,7 @@ class StyleGAN2Loss:
 
         if flags.d_main or flags.d_r1:
             real = real_img.detach().requires_grad_(flags.d_r1)
-            real_logits = self.run_D(real, real_c)
+            real_logits = self.run_D(real, real_c, fast=not flags.d_r1)
             report("Loss/scores/real", real_logits)
             report("Loss/signs/real", real_logits.sign())
             total = real_logits.new_zeros(real_logits.shape)

@@ -27,7 +27,7 @@ from stylefa.nets.config import (
 )
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # = stylefa.runtime.PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,10 @@ class TrainOptions:
     init_from: str | None = None  # warm start: networks of this file, kimg counter from its provenance
     augment: AdaConfig = field(default_factory=AdaConfig)
     device: str = "auto"
-    precision: str = "fp32"
-    tf32: bool = False
+    precision: str = "auto"  # auto: fp16 in the 4 highest resolutions on CUDA, fp32 on the CPU
+    tf32: bool | None = None  # None: on for CUDA
     channels_last: bool = False
+    compile: bool = False  # torch.compile G and D for the Gmain/Dmain phases
     deterministic: bool = False
     workers: int | None = None  # None: 0 on CPU (no process contention), 3 on CUDA
     desc: str | None = None
@@ -182,6 +183,15 @@ class ResolvedTrainConfig:
     resume: str | None = None
     init_from: str | None = None
     init_kimg: float = 0.0  # the warm-start file's kimg: the run's image counter starts there
+    compile: bool = False
+
+    def cuda_settings(self):
+        """The ``stylefa.runtime.CudaSettings`` this run uses (``apply_backend_flags`` ignores them on the CPU)."""
+        from stylefa.runtime import CudaSettings
+
+        return CudaSettings(precision=self.precision, num_fp16_res=self.G.synthesis.num_fp16_res, tf32=self.tf32,
+                            cudnn_benchmark=not self.deterministic,
+                            channels_last=self.channels_last, compile=self.compile)
 
     @property
     def G_lr(self) -> float:
@@ -221,7 +231,7 @@ class ResolvedTrainConfig:
 
     # Options that may change between a run and its resumption without changing the maths.
     RUNTIME_KEYS = ("data", "total_kimg", "tick_kimg", "snap", "metrics", "workers", "device", "resume", "desc",
-                    "init_from", "init_kimg")
+                    "init_from", "init_kimg", "compile")
 
     def training_identity(self) -> dict[str, Any]:
         """The options that define the optimisation trajectory (compared on resume)."""
@@ -240,15 +250,15 @@ def resolve(
 ) -> ResolvedTrainConfig:
     """Apply the ``--cfg`` preset and overrides for a dataset of ``data_resolution`` pixels.
 
-    On ``device_type == "cpu"`` the GPU-only options (reduced precision, TF32, channels_last)
-    are dropped with a warning, so the written config says what actually ran."""
-    res = data_resolution
-    precision, tf32, channels_last = options.precision, options.tf32, options.channels_last
-    if device_type != "cuda" and (precision != "fp32" or tf32 or channels_last):
-        import warnings
+    Precision, TF32, channels_last and compile are chosen by ``stylefa.runtime.resolve_cuda_settings``
+    (CUDA: fp16 in the 4 highest resolutions + TF32 by default; CPU: fp32, an explicit GPU-only
+    request is dropped with a warning), so the written config says what actually ran."""
+    from stylefa.runtime import resolve_cuda_settings
 
-        warnings.warn("--precision/--tf32/--channels-last only apply on CUDA; running fp32 on the CPU", stacklevel=2)
-        precision, tf32, channels_last = "fp32", False, False
+    res = data_resolution
+    speed = resolve_cuda_settings(device_type, options.precision, options.tf32, options.channels_last,
+                                  options.compile, deterministic=options.deterministic)
+    precision, tf32, channels_last = speed.precision, speed.tf32, speed.channels_last
     if options.resolution is not None and options.resolution != res:
         raise InputError(f"--resolution {options.resolution} does not match the dataset's {res} px", options.data)
     if not _is_power_of_two(res):
@@ -278,9 +288,9 @@ def resolve(
         gamma = 0.0002 * res**2 / batch
     ema_kimg = spec.ema_kimg if spec.ema_kimg is not None else batch * 10 / 32
 
-    # Mixed precision as in the reference: fp16 in the 4 highest resolutions, conv_clamp 256
-    # keeps activations inside fp16 range. fp32 / bf16 run every layer in fp32 weights.
-    num_fp16_res = 0 if precision == "fp32" else 4
+    # Mixed precision as in the reference: fp16 (or bf16) in the 4 highest resolutions,
+    # conv_clamp 256 keeps activations inside fp16 range; weights stay float32.
+    num_fp16_res = speed.num_fp16_res
     G, D = build_configs(
         ArchitectureSpec(
             channel_base=channel_base,
@@ -323,6 +333,7 @@ def resolve(
         desc=desc,
         resume=options.resume,
         init_from=options.init_from,
+        compile=speed.compile,
     )
 
 
@@ -358,7 +369,7 @@ def summary_lines(config: ResolvedTrainConfig) -> list[str]:
         f"augment {config.augment.mode} pipe {config.augment.pipe} p {config.augment.p:g} "
         f"target {config.augment.target:g}",
         f"device {config.device}, precision {config.precision}, tf32 {config.tf32}, "
-        f"channels_last {config.channels_last}, deterministic {config.deterministic}",
+        f"channels_last {config.channels_last}, compile {config.compile}, deterministic {config.deterministic}",
         f"{config.total_kimg:g} kimg, tick {config.tick_kimg:g} kimg, snapshot every {config.snap} ticks, "
         f"metrics {','.join(config.metrics) or 'none'}",
     ]

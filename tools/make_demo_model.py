@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from stylefa.fileio import file_digest, write_json, write_text
 from stylefa.nets.checkpoint import Provenance, load_networks, read_metadata, save_networks
 from stylefa.runtime import tune_cpu_allocator
 from stylefa.train.logging import save_image_grid
+from stylefa.study.provenance import cpu_name
 
 OUT = Path(__file__).resolve().parents[1] / "stylefa" / "study" / "demo_model"
 
@@ -57,16 +57,6 @@ def fixed_fakes(G, count: int = 64) -> np.ndarray:
     with torch.no_grad():
         z = torch.randn(count, G.z_dim, generator=torch.Generator().manual_seed(1))
         return ((G(z, None, noise_mode="const")[:, 0].numpy() + 1) / 2).clip(0, 1)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:

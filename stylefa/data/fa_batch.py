@@ -275,25 +275,9 @@ def _write_description(output: Path) -> None:
 
 
 def _run(tasks: list[SeriesTask], workers: int) -> list[dict]:
-    from tqdm import tqdm
+    from stylefa.data.workers import run_in_workers
 
-    results = []
-    with tqdm(total=len(tasks), desc="fa", unit="series", disable=None) as progress:
-        if workers == 1 or len(tasks) <= 1:
-            for task in tasks:
-                results.append(fit_series(task))
-                progress.update(1)
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: a forked child of a process that already runs OpenMP threads can hang.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for result in pool.map(fit_series, tasks, chunksize=1):
-                    results.append(result)
-                    progress.update(1)
-    return results
+    return run_in_workers(fit_series, tasks, workers, desc="fa", unit="series")
 
 
 def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config: FAConfig | None = None,

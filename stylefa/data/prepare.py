@@ -366,28 +366,9 @@ def _prepare_work_dir(work: Path, fingerprint: dict) -> None:
 
 
 def _run_tasks(tasks: list[SubjectTask], workers: int) -> list[dict]:
-    from tqdm import tqdm
+    from stylefa.data.workers import run_in_workers
 
-    results = []
-    progress = tqdm(total=len(tasks), desc="prepare", unit="subject", disable=None)
-    try:
-        if workers == 1 or len(tasks) <= 1:
-            for task in tasks:
-                results.append(process_subject(task))
-                progress.update(1)
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: a forked child of a process that already runs torch/OpenMP threads can hang.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for result in pool.map(process_subject, tasks, chunksize=1):
-                    results.append(result)
-                    progress.update(1)
-    finally:
-        progress.close()
-    return results
+    return run_in_workers(process_subject, tasks, workers, desc="prepare", unit="subject")
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,10 @@ Outputs (in the study folder):
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from stylefa.errors import InputError
+from stylefa.fileio import write_csv
 
 CONTROL_PREFIX = "control:"
 
@@ -87,17 +86,6 @@ def load_baselines(config, source, notes: list[str]):
     return normative, template
 
 
-def _write_csv(path: Path, columns, rows) -> None:
-    from stylefa.fileio import write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_text(path, buffer.getvalue())
-
-
 def project_wplus(G, targets, project_config, distance, folder: Path, settings: dict, *, batch_size: int,
                   device: str, w_avg_samples: int) -> dict:
     """The lesion and control targets projected again in W+ (one w per layer), resumable in ``folder``."""
@@ -147,8 +135,8 @@ def evaluate_study_lesions(cases, controls: dict, projections, lpips_values, pla
         summary["normative_model"] = normative.describe()
     if template is not None:
         summary["template"] = template.path
-    _write_csv(outdir / "lesion_metrics.csv", lesion_eval.PATIENT_COLUMNS, patient_rows)
-    _write_csv(outdir / "lesion_slices.csv", lesion_eval.slice_columns(summary["methods"]), slice_rows)
+    write_csv(outdir / "lesion_metrics.csv", lesion_eval.PATIENT_COLUMNS, patient_rows)
+    write_csv(outdir / "lesion_slices.csv", lesion_eval.slice_columns(summary["methods"]), slice_rows)
     folder = outdir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     figures = [(method_comparison(summary, folder / "fig6_methods")[0],

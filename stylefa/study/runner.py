@@ -129,11 +129,13 @@ def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total
     stream = stream or sys.stderr
     images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float()
     labels = torch.from_numpy(np.stack([t.label for t in batch])).float() if G.c_dim else None
-    probe = dataclasses.replace(config, steps=3)
-    start = time.perf_counter()
-    project_batch(G, images, distance, probe, w_stats, [t.id for t in batch], labels=labels)
-    # 3 steps + one final rendering; the first step carries one-off allocation costs.
-    per_image_step = (time.perf_counter() - start) / (3 * len(batch))
+    probe = dataclasses.replace(config, steps=4)
+    stamps: list[float] = []
+    project_batch(G, images, distance, probe, w_stats, [t.id for t in batch], labels=labels,
+                  on_step=lambda step: stamps.append(time.perf_counter()))
+    # Steps 2-4 only: the first step and the set-up carry one-off costs (allocation, target
+    # features) that would inflate the estimate several-fold.
+    per_image_step = (stamps[-1] - stamps[0]) / ((len(stamps) - 1) * len(batch))
     estimate = per_image_step * total * config.steps
     line = (f"stylefa: {total} projections x {config.steps} steps on the CPU: about {estimate / 60:.0f} min "
             f"({per_image_step * 1000:.0f} ms per image and step, {torch.get_num_threads()} thread(s))")

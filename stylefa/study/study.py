@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from stylefa.errors import InputError
-from stylefa.fileio import file_digest, safe_name
+from stylefa.fileio import file_digest, safe_name, write_csv
 from stylefa.study.conditions import DEFAULT_CONDITIONS, parse_conditions
 from stylefa.study.lesion_study import control_cases, evaluate_study_lesions, load_baselines
 from stylefa.study.lesions import LesionModel
@@ -101,17 +99,6 @@ class Case:
     lesion: np.ndarray | None = None
     flair: np.ndarray | None = None
     seed_id: str | None = None  # projection seed from this id instead of target_id (lesion controls)
-
-
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    from stylefa.fileio import write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_text(path, buffer.getvalue())
 
 
 def _json_safe(obj):
@@ -435,7 +422,7 @@ def run_study(config: StudyConfig) -> StudyResult:
 
     rows = measure(cases, projections, planes, priors, lpips_values)
     metrics_csv = outdir / "metrics.csv"
-    _write_csv(metrics_csv, ROW_COLUMNS, rows)
+    write_csv(metrics_csv, ROW_COLUMNS, rows)
     summary = summarize_rows(rows, seed=config.seed)
     summary.update(summary_extra)
     from stylefa.study.convergence import convergence_summary

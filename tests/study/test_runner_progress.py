@@ -52,7 +52,7 @@ def test_time_estimate_scales_with_the_work_and_suggests_settings(monkeypatch):
     stats = compute_w_stats(G, 200)
     batch = [Target(f"t{i}", np.random.default_rng(i).random((16, 16)).astype(np.float32), None, None)
              for i in range(2)]
-    clock = iter(np.arange(0.0, 100.0, 0.6))  # 0.6 s per perf_counter call: 0.6 s for 3 steps x 2 images
+    clock = iter(np.arange(0.0, 100.0, 0.2))  # 0.2 s between step stamps: 0.2 s per step of 2 images
     import time
 
     monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))

@@ -242,18 +242,10 @@ def section_environment(out: dict, save, device) -> None:
 
 
 def _reference_configs(raw: dict):
-    """The reference's constructor kwargs -> our typed configs (as tests/nets/test_golden.py)."""
-    from stylefa.nets import DiscriminatorConfig, GeneratorConfig
+    """The reference's constructor kwargs -> our typed configs (the .pkl importer's conversion)."""
+    from stylefa.nets.pkl_import import discriminator_config_from_kwargs, generator_config_from_kwargs
 
-    g = dict(raw["G"])
-    mapping, synthesis = g.pop("mapping_kwargs", {}), g.pop("synthesis_kwargs", {})
-    g_cfg = GeneratorConfig.from_dict({**g, "mapping": mapping, "synthesis": synthesis})
-    d = dict(raw["D"])
-    epilogue, d_mapping = d.pop("epilogue_kwargs", {}), d.pop("mapping_kwargs", {})
-    d_dict = {**d, "epilogue": epilogue}
-    if d_mapping:
-        d_dict["mapping"] = {**dataclasses.asdict(DiscriminatorConfig().mapping), **d_mapping}
-    return g_cfg, DiscriminatorConfig.from_dict(d_dict)
+    return generator_config_from_kwargs(raw["G"]), discriminator_config_from_kwargs(raw["D"])
 
 
 def section_golden(out: dict, save, device, reference: Path | None) -> None:

@@ -20,14 +20,21 @@ import numpy as np
 from stylefa.errors import InputError
 
 
-def _check_parent_writable(path: Path) -> None:
-    parent = path.parent
+def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and its parents) if needed; ``InputError`` naming it when that fails
+    or when files cannot be created in it."""
+    folder = Path(folder)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror})", parent) from None
-    if not os.access(parent, os.W_OK):
-        raise InputError("output folder is not writable", parent)
+        raise InputError(f"cannot create output folder ({exc.strerror})", folder) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("output folder is not writable", folder)
+    return folder
+
+
+def _check_parent_writable(path: Path) -> None:
+    ensure_writable_folder(path.parent)
 
 
 def _current_umask() -> int:

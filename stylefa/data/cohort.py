@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from stylefa.errors import InputError
+from stylefa.fileio import ensure_writable_folder
 
 COHORT_FORMAT = "stylefa-simulated-cohort"
 
@@ -232,12 +233,7 @@ def make_cohort(output: str | os.PathLike, config: CohortConfig) -> list[Path]:
             raise InputError("folder holds a cohort made with other settings; choose a new folder", output)
     if output.exists() and not output.is_dir():
         raise InputError("output exists and is not a folder", output)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror})", output) from None
-    if not os.access(output, os.W_OK):
-        raise InputError("output folder is not writable", output)
+    ensure_writable_folder(output)
 
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
     paths, subjects = [], []

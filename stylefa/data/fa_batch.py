@@ -36,6 +36,7 @@ import numpy as np
 from stylefa.data.bad import BadSubject, BadSubjectsError
 from stylefa.data.fa import FAConfig
 from stylefa.errors import InputError
+from stylefa.fileio import ensure_writable_folder
 
 DWI_SUFFIXES = ("_dwi.nii.gz", "_dwi.nii")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -294,12 +295,7 @@ def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config
     series = discover_series(inputs)
     if output.exists() and not output.is_dir():
         raise InputError("output must be a folder when several DWI series are given", output)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror})", output) from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise InputError("output folder is not writable", output)
+    ensure_writable_folder(output)
     _write_description(output)
     results = _run([SeriesTask(s, output, config, write_md) for s in series], workers)
     bad = [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]

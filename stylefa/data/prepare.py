@@ -42,6 +42,7 @@ from stylefa.data.slices import (
 )
 from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
 from stylefa.errors import InputError
+from stylefa.fileio import ensure_writable_folder
 
 SPLITS = ("train", "val", "test")
 LABEL_KINDS = ("none", "level")
@@ -340,13 +341,7 @@ def _check_output(output: Path) -> None:
             fmt = None
         if fmt != DATASET_FORMAT:
             raise InputError("output exists and is not a stylefa dataset; choose a new path", output)
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror})", parent) from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError("output folder is not writable", parent)
+    ensure_writable_folder(output.parent)
 
 
 def _prepare_work_dir(work: Path, fingerprint: dict) -> None:

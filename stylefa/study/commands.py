@@ -84,7 +84,13 @@ def register(subparsers) -> None:
     demo.add_argument("--outdir", default="stylefa-demo", help="output folder (default ./stylefa-demo)")
     demo.add_argument("--lesions", nargs="+", default=[], metavar="MASK", help=LESIONS_HELP)
     demo.add_argument("--flair", nargs="+", default=[], metavar="FLAIR", help=FLAIR_HELP)
+    demo.add_argument("--lesion-threshold", type=float, metavar="P",
+                      help="the lesion masks are probability maps in [0, 1]: lesion = value >= P "
+                           "(default: masks must be binary)")
     demo.add_argument("--network", default=None, help="use this checkpoint instead of the shipped demo model")
+    demo.add_argument("--conditions", default=DemoConfig.conditions,
+                      help=f"comma-separated condition specs (default: {DemoConfig.conditions}; "
+                           "`stylefa study --help` lists them)")
     demo.add_argument("--steps", type=int, default=DemoConfig.steps,
                       help=f"projection steps (default {DemoConfig.steps}: the demo's time budget; the study uses 1000)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
@@ -134,7 +140,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
         raise InputError(f"--steps must be >= 1, got {args.steps}")
     result = run_demo(DemoConfig(outdir=args.outdir, lesions=list(args.lesions), flair=list(args.flair),
-                                 network=args.network, steps=args.steps, device=args.device))
+                                 lesion_threshold=args.lesion_threshold, network=args.network,
+                                 conditions=args.conditions, steps=args.steps, device=args.device))
     _print_findings(result)
     print(result.report)
     return 0

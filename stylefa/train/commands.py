@@ -32,6 +32,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=None, help="global batch size (default: preset)")
     p.add_argument("--resolution", type=int, default=None, help="expected image size; must match the data (default: from data)")
     p.add_argument("--gamma", type=float, default=None, help="R1 weight (default auto: 0.0002 * res^2 / batch)")
+    p.add_argument("--glr", type=float, default=None, metavar="LR",
+                   help="base Adam learning rate of G (default: the preset's, 0.0025 below 1024 px; the "
+                        "effective lr is LR * 4/5 for lazy path-length regularisation)")
+    p.add_argument("--dlr", type=float, default=None, metavar="LR",
+                   help="base Adam learning rate of D (default: the preset's; effective LR * 16/17)")
     p.add_argument("--mirror", action="store_true", help="add left-right mirrored copies of the data")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--tick", type=float, default=4.0, help="kimg between progress ticks (default: 4)")
@@ -79,6 +84,8 @@ def options_from_args(args: argparse.Namespace):
         batch=args.batch,
         resolution=args.resolution,
         gamma=args.gamma,
+        glr=args.glr,
+        dlr=args.dlr,
         mirror=args.mirror,
         seed=args.seed,
         tick_kimg=args.tick,

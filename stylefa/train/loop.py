@@ -75,8 +75,10 @@ def update_ema_(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None
         b_ema.copy_(b)
 
 
-def make_optimizer(module: torch.nn.Module, config: ResolvedTrainConfig, reg_interval: int) -> torch.optim.Adam:
-    lr, betas = config.optim.effective(reg_interval)
+def make_optimizer(module: torch.nn.Module, config: ResolvedTrainConfig, reg_interval: int,
+                   net: str | None = None) -> torch.optim.Adam:
+    """Adam for ``net`` ('G' or 'D': its own base lr if ``--glr``/``--dlr`` set one)."""
+    lr, betas = config.optim.effective(reg_interval, net)
     # foreach=False: the per-parameter loop gives bit-identical results however the
     # parameters are grouped, which the resume and multi-process tests rely on.
     return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=config.optim.eps, foreach=False)
@@ -145,9 +147,9 @@ class Trainer:
             compiled=compiled_networks(self.G, self.D) if config.compile else None,
         )
         self.phases = [
-            Phase("Gmain", self.G, make_optimizer(self.G, config, config.loss.pl_interval), 1),
+            Phase("Gmain", self.G, make_optimizer(self.G, config, config.loss.pl_interval, "G"), 1),
             Phase("Greg", self.G, None, config.loss.pl_interval),
-            Phase("Dmain", self.D, make_optimizer(self.D, config, config.loss.r1_interval), 1),
+            Phase("Dmain", self.D, make_optimizer(self.D, config, config.loss.r1_interval, "D"), 1),
             Phase("Dreg", self.D, None, config.loss.r1_interval),
         ]
         self.phases[1].opt = self.phases[0].opt

@@ -78,6 +78,8 @@ class TrainOptions:
     batch: int | None = None
     resolution: int | None = None
     gamma: float | None = None
+    glr: float | None = None  # base Adam lr of G (default: the preset's lr)
+    dlr: float | None = None
     mirror: bool = False
     seed: int = 0
     tick_kimg: float = 4.0
@@ -109,6 +111,9 @@ class TrainOptions:
             raise InputError(f"--batch must be >= 1, got {self.batch}")
         if self.gamma is not None and self.gamma < 0:
             raise InputError(f"--gamma must be >= 0, got {self.gamma}")
+        for flag, value in (("--glr", self.glr), ("--dlr", self.dlr)):
+            if value is not None and not value > 0:
+                raise InputError(f"{flag} must be > 0, got {value}")
         if not self.tick_kimg > 0:
             raise InputError(f"--tick must be > 0 kimg, got {self.tick_kimg}")
         if self.snap < 1:
@@ -145,10 +150,18 @@ class OptimConfig:
     lr: float = 0.0025
     betas: tuple[float, float] = (0.0, 0.99)
     eps: float = 1e-8
+    # Per-network base lr (``--glr`` / ``--dlr``), e.g. a slower G when a small D cannot keep up.
+    g_lr: float | None = None
+    d_lr: float | None = None
 
-    def effective(self, reg_interval: int | None) -> tuple[float, tuple[float, float]]:
+    def base_lr(self, net: str | None = None) -> float:
+        """The base lr of network ``net`` ('G', 'D' or None for the shared one)."""
+        override = {"G": self.g_lr, "D": self.d_lr}.get(net) if net else None
+        return self.lr if override is None else override
+
+    def effective(self, reg_interval: int | None, net: str | None = None) -> tuple[float, tuple[float, float]]:
         c = lazy_regularization_factor(reg_interval)
-        return self.lr * c, (self.betas[0] ** c, self.betas[1] ** c)
+        return self.base_lr(net) * c, (self.betas[0] ** c, self.betas[1] ** c)
 
 
 @dataclass(frozen=True)
@@ -195,16 +208,16 @@ class ResolvedTrainConfig:
 
     @property
     def G_lr(self) -> float:
-        return self.optim.effective(self.loss.pl_interval)[0]
+        return self.optim.effective(self.loss.pl_interval, "G")[0]
 
     @property
     def D_lr(self) -> float:
-        return self.optim.effective(self.loss.r1_interval)[0]
+        return self.optim.effective(self.loss.r1_interval, "D")[0]
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        g_lr, g_betas = self.optim.effective(self.loss.pl_interval)
-        d_lr, d_betas = self.optim.effective(self.loss.r1_interval)
+        g_lr, g_betas = self.optim.effective(self.loss.pl_interval, "G")
+        d_lr, d_betas = self.optim.effective(self.loss.r1_interval, "D")
         out["effective_optim"] = {
             "G": {"lr": g_lr, "betas": list(g_betas)},
             "D": {"lr": d_lr, "betas": list(d_betas)},
@@ -318,7 +331,7 @@ def resolve(
         tick_kimg=options.tick_kimg,
         snap=options.snap,
         loss=LossConfig(r1_gamma=gamma, pl_weight=spec.pl_weight, style_mixing_prob=spec.style_mixing_prob),
-        optim=OptimConfig(lr=lr),
+        optim=OptimConfig(lr=lr, g_lr=options.glr, d_lr=options.dlr),
         ema_kimg=ema_kimg,
         ema_rampup=spec.ema_rampup,
         augment=augment,
@@ -345,6 +358,7 @@ def _describe(options: TrainOptions, batch: int, gamma: float) -> str:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     parts = [name or "data", options.cfg, f"batch{batch}", f"gamma{gamma:g}"]
+    parts += [f"{flag}{value:g}" for flag, value in (("glr", options.glr), ("dlr", options.dlr)) if value is not None]
     if options.mirror:
         parts.append("mirror")
     aug = options.augment
@@ -354,13 +368,13 @@ def _describe(options: TrainOptions, batch: int, gamma: float) -> str:
 
 def summary_lines(config: ResolvedTrainConfig) -> list[str]:
     """Human-readable lines with base and effective learning rates (as printed at start)."""
-    g_lr, g_betas = config.optim.effective(config.loss.pl_interval)
-    d_lr, d_betas = config.optim.effective(config.loss.r1_interval)
+    g_lr, g_betas = config.optim.effective(config.loss.pl_interval, "G")
+    d_lr, d_betas = config.optim.effective(config.loss.r1_interval, "D")
     return [
         f"resolution {config.resolution}, labels {config.label_dim}, batch {config.batch}, cfg {config.cfg}",
         f"G channels base {config.G.synthesis.channel_base} max {config.G.synthesis.channel_max}, "
         f"mapping layers {config.G.mapping.num_layers}, mbstd group {config.D.epilogue.mbstd_group_size}",
-        f"Adam base lr {config.optim.lr:g}, betas {tuple(config.optim.betas)}; "
+        f"Adam base lr G {config.optim.base_lr('G'):g} D {config.optim.base_lr('D'):g}, betas {tuple(config.optim.betas)}; "
         f"effective G lr {g_lr:.6g} betas ({g_betas[0]:.6g}, {g_betas[1]:.6g}) [Greg every {config.loss.pl_interval}], "
         f"D lr {d_lr:.6g} betas ({d_betas[0]:.6g}, {d_betas[1]:.6g}) [Dreg every {config.loss.r1_interval}]",
         f"R1 gamma {config.loss.r1_gamma:g}, path length weight {config.loss.pl_weight:g}, "

@@ -50,3 +50,23 @@ def test_demo_runs_on_the_shipped_model(tmp_path, shared_dir, monkeypatch):
     assert result.report.is_file()
     html = result.report.read_text()
     assert "demo_generator.safetensors" in html or "demo model" in html.lower()
+
+
+def test_demo_passes_its_conditions_and_lesion_threshold_to_the_study(tmp_path, monkeypatch):
+    import stylefa.data.cohort
+    import stylefa.study.study
+
+    seen = {}
+    monkeypatch.setattr(stylefa.data.cohort, "make_cohort", lambda out, config: [tmp_path / f"{config.seed}.nii.gz"])
+    monkeypatch.setattr(stylefa.study.study, "run_study", lambda config: seen.setdefault("config", config))
+    run_demo(DemoConfig(outdir=str(tmp_path / "demo"), conditions="none,blur:1", lesion_threshold=0.5, device="cpu"))
+    assert seen["config"].conditions == "none,blur:1" and seen["config"].lesion_threshold == 0.5
+
+
+def test_demo_refuses_an_unknown_condition_before_writing(tmp_path, capsys):
+    from stylefa.cli import main
+
+    assert main(["demo", "--conditions", "none,bogus:1", "--outdir", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown condition 'bogus:1'" in err[0]
+    assert not (tmp_path / "demo").exists()

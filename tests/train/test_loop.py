@@ -74,7 +74,7 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path, capsys):
     assert config["ema_kimg"] == pytest.approx(10.0) and config["ema_rampup"] == 0.05
     assert config["loss"]["pl_weight"] == 2 and config["loss"]["style_mixing_prob"] == 0.9
     assert config["augment"]["mode"] == "ada" and config["augment"]["target"] == 0.6
-    assert "Adam base lr 0.0025" in out
+    assert "Adam base lr G 0.0025 D 0.0025" in out
     assert not (tmp_path / "runs").exists()
 
 
@@ -246,3 +246,28 @@ def test_all_phases_give_finite_gradients_on_the_real_networks():
         for p in module.parameters():
             p.grad = None
     assert loss.pl_mean.item() > 0
+
+
+def test_glr_and_dlr_set_each_networks_learning_rate(tmp_path, capsys):
+    from stylefa.train.loop import make_optimizer
+    from stylefa.train.options import ResolvedTrainConfig
+
+    data = write_blob_dataset(tmp_path / "data")
+    code = main(["train", "--data", str(data), "--outdir", str(tmp_path / "runs"), "--dry-run", "--batch", "32",
+                 "--glr", "0.0005", "--dlr", "0.003"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Adam base lr G 0.0005 D 0.003" in out
+    config = ResolvedTrainConfig.from_dict(json.loads(out[out.index("{"):]))
+    # lazy regularisation scales each base lr by interval / (interval + 1): G every 4, D every 16
+    assert config.G_lr == pytest.approx(0.0005 * 4 / 5) and config.D_lr == pytest.approx(0.003 * 16 / 17)
+    module = torch.nn.Linear(2, 2)
+    assert make_optimizer(module, config, 4, "G").param_groups[0]["lr"] == pytest.approx(0.0004)
+    assert make_optimizer(module, config, 16, "D").param_groups[0]["lr"] == pytest.approx(0.003 * 16 / 17)
+    assert "-glr0.0005-dlr0.003" in config.desc
+
+
+def test_glr_must_be_positive(tmp_path, capsys):
+    data = write_blob_dataset(tmp_path / "data")
+    assert main(["train", "--data", str(data), "--outdir", str(tmp_path / "runs"), "--glr", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--glr must be > 0" in err[0]

@@ -97,10 +97,14 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
         config.steps = steps
     result = run_demo(config)
     summary = json.loads(Path(result.summary_json).read_text())
+    from stylefa.study.findings import _lesion_ci
+
     ssim = summary["conditions"]["none"]["original"]["brain"]["ssim"]
-    auroc = summary["lesions"]["lesioned input"]["auroc"]
+    lesions = summary["lesions"]  # schema: docs/study.md, summary["lesions"]
+    lo, hi, _ = _lesion_ci(lesions, "residual")  # the CI the report's findings give (over slices here)
     return {"ssim_brain": ssim["mean"], "ssim_brain_ci95": ssim["ci95"], "ssim_n": ssim["n"],
-            "auroc": auroc["mean"], "auroc_ci95": auroc["ci95"], "auroc_n": auroc["n"], "steps": config.steps}
+            "auroc": lesions["pooled"]["residual"]["auroc"], "auroc_ci95": [lo, hi], "auroc_n": lesions["n_slices"],
+            "steps": config.steps}
 
 
 def ssim_ceiling(geometry: dict, subjects: int = 3) -> dict:

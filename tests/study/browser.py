@@ -68,9 +68,10 @@ class Browser:
                 return message["result"]
             self.events.append(message)
 
-    def wait_event(self, method: str) -> dict:
+    def wait_event(self, method: str, since: int = 0) -> dict:
+        """The first ``method`` event at or after position ``since`` of the event log."""
         deadline = time.monotonic() + self.timeout
-        seen = 0
+        seen = since
         while time.monotonic() < deadline:
             for event in self.events[seen:]:
                 if event.get("method") == method:
@@ -80,8 +81,22 @@ class Browser:
         raise TimeoutError(method)
 
     def open(self, url: str) -> None:
-        self.call("Page.navigate", url=url)
-        self.wait_event("Page.loadEventFired")
+        """Navigate and wait for the load. A change of the URL fragment alone is a same-document
+        navigation (no loaderId, no load event): the page's hashchange handler runs instead, so
+        callers wait for its effect with ``wait_for``."""
+        start = len(self.events)  # a load event of an earlier navigation must not satisfy this one
+        result = self.call("Page.navigate", url=url)
+        if result.get("loaderId"):
+            self.wait_event("Page.loadEventFired", since=start)
+
+    def wait_for(self, expression: str, interval: float = 0.05):
+        """Evaluate ``expression`` until it is truthy (or ``timeout`` seconds); returns its value."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            value = self.evaluate(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(interval)
 
     def evaluate(self, expression: str):
         result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)

@@ -126,6 +126,9 @@ def test_real_study_viewer_works_offline_in_chromium(study, tmp_path):
         assert len(conditions) == 2 and len(with_lesion) == 1
         scan = browser.evaluate(f"window.stylefaViewer.index.scans[{with_lesion[0]}].scan")
         browser.open((out / "report.html").as_uri() + f"#scan={scan}&condition=lesion%3Apatient07")
+        # a fragment change: the viewer's hashchange handler switches scan and condition
+        browser.wait_for(f"window.stylefaViewer.state.scan === {with_lesion[0]} && "
+                         f"window.stylefaViewer.state.condition === {conditions[with_lesion[0]].index('lesion:patient07')}")
         state = browser.evaluate("window.stylefaViewer.ready.then(() => window.stylefaViewer.state)")
         assert state["scan"] == with_lesion[0]
         assert conditions[with_lesion[0]][state["condition"]] == "lesion:patient07"

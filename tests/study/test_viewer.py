@@ -122,7 +122,7 @@ def test_viewer_in_headless_chromium(tmp_path):
 
         # A URL fragment opens a condition; the lesion condition shows FLAIR and a cyan outline.
         browser.open(page.as_uri() + "#scan=sub-01&condition=lesion%3Ap07&level=0")
-        assert browser.evaluate("window.stylefaViewer.ready.then(() => window.stylefaViewer.state.condition)") == 2
+        assert browser.wait_for("window.stylefaViewer.state.condition === 2 && window.stylefaViewer.state.level === 0")
         stats = _panel_stats(browser)
         assert stats["flair"]["visible"] and stats["flair"]["std"] > 20
         cyan = browser.evaluate("""(() => { const d = document.querySelector('canvas[data-panel=input]')

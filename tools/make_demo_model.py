@@ -96,7 +96,11 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
     if steps is not None:
         config.steps = steps
     result = run_demo(config)
-    summary = json.loads(Path(result.summary_json).read_text())
+    return eval_from_summary(json.loads(Path(result.summary_json).read_text()), config.steps)
+
+
+def eval_from_summary(summary: dict, steps: int) -> dict:
+    """The card's SSIM and lesion AUROC from a demo run's summary.json."""
     from stylefa.study.findings import _lesion_ci
 
     ssim = summary["conditions"]["none"]["original"]["brain"]["ssim"]
@@ -104,7 +108,7 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
     lo, hi, _ = _lesion_ci(lesions, "residual")  # the CI the report's findings give (over slices here)
     return {"ssim_brain": ssim["mean"], "ssim_brain_ci95": ssim["ci95"], "ssim_n": ssim["n"],
             "auroc": lesions["pooled"]["residual"]["auroc"], "auroc_ci95": [lo, hi], "auroc_n": lesions["n_slices"],
-            "steps": config.steps}
+            "steps": steps}
 
 
 def ssim_ceiling(geometry: dict, subjects: int = 3) -> dict:
@@ -169,6 +173,8 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=None,
                         help="a shell file with the exact commands that made the model (multi-stage runs); "
                              "shown in the card instead of the single-run recipe")
+    parser.add_argument("--previous-summary", type=Path, default=None,
+                        help="summary.json of a `stylefa demo` run with the previous model, for its SSIM/AUROC")
     parser.add_argument("--previous", type=Path, default=None,
                         help="metrics.json of the model this one replaces, for the card's comparison")
     args = parser.parse_args()
@@ -225,6 +231,9 @@ def main() -> None:
         if cached is not None and cached.get("key") == key:  # resumable: finished points are kept
             curve.append(cached["point"])
             continue
+        if path.resolve() == snapshot.resolve():  # the packaged snapshot: measured above already
+            curve.append({"kimg": k + base_kimg, "fid": results.get("fid"), **evaluation})
+            continue
         G_k = load_networks(path)["G_ema"].eval()
         point = {"kimg": k + base_kimg}
         if args.curve_fid:
@@ -235,6 +244,10 @@ def main() -> None:
         write_json(cache, {"key": key, "point": point})
         curve.append(point)
     previous = json.loads(args.previous.read_text()) if args.previous else None
+    if previous is not None and args.previous_summary is not None:
+        # the previous model's projections as `stylefa demo` made them (same slices, steps, lesions)
+        run_summary = json.loads(args.previous_summary.read_text())
+        previous["demo_eval"] = eval_from_summary(run_summary, run_summary["context"].get("steps"))
     if base and base["counted_in"] and previous and previous.get("kimg") is not None \
             and abs(previous["kimg"] - base["kimg"]) < 1e-3:
         # A warm start from the previous demo model: its training time and history count too.

@@ -177,7 +177,17 @@ def main() -> None:
                         help="summary.json of a `stylefa demo` run with the previous model, for its SSIM/AUROC")
     parser.add_argument("--previous", type=Path, default=None,
                         help="metrics.json of the model this one replaces, for the card's comparison")
+    parser.add_argument("--card-only", action="store_true",
+                        help="re-render MODEL_CARD.md from the --out folder's metrics.json and model (no measuring)")
     args = parser.parse_args()
+    if args.card_only:
+        record = json.loads((args.out / "metrics.json").read_text())
+        if args.recipe:
+            record["recipe"] = args.recipe.read_text()
+        options = read_metadata(args.out / "demo_generator.safetensors")["provenance"].extra.get("options", {})
+        write_json(args.out / "metrics.json", record)
+        write_text(args.out / "MODEL_CARD.md", card(record, options))
+        return
     tune_cpu_allocator()
     torch.set_num_threads(args.threads)
 
@@ -244,6 +254,7 @@ def main() -> None:
         write_json(cache, {"key": key, "point": point})
         curve.append(point)
     previous = json.loads(args.previous.read_text()) if args.previous else None
+    chained = False  # training time and history include the previous model's
     if previous is not None and args.previous_summary is not None:
         # the previous model's projections as `stylefa demo` made them (same slices, steps, lesions)
         run_summary = json.loads(args.previous_summary.read_text())
@@ -253,6 +264,7 @@ def main() -> None:
         # A warm start from the previous demo model: its training time and history count too.
         seconds += previous.get("training_seconds", 0.0)
         ticks += previous.get("ticks", 0)
+        chained = True
         history = [h for h in previous.get("diversity_history", []) if h[0] < base["kimg"]] + history
     record = {
         "snapshot": snapshot.name,
@@ -266,6 +278,7 @@ def main() -> None:
         "pixel_std_across_fakes": diversity(fake_fa),
         "pixel_std_across_reals": diversity(real_fa),
         "diversity_history": history,
+        "time_covers_all_stages": chained or not base,
         "discriminator_balance": discriminator_balance(args.run, provenance.kimg),
         "parameters": sum(p.numel() for p in G.parameters()),
         "file_mb": model_path.stat().st_size / 2**20,
@@ -420,7 +433,7 @@ real patients and must not be used for any scientific or clinical conclusion: tr
 | --- | --- |
 | snapshot | `{r['snapshot']}` |
 | training length | **{total}** (of the 500 planned; stopped to ship) |
-| training time | {r['training_seconds']:.0f} s = {hours:.1f} h over {r['ticks']} ticks |
+| training time | {r['training_seconds']:.0f} s = {hours:.1f} h over {r['ticks']} ticks{'' if r.get('time_covers_all_stages', True) else ' of the last run (the earlier stages of the recipe are not counted)'} |
 | hardware | {r['hardware']} (torch {r['torch']}) |
 | architecture | `--cfg small`: channel_base {g.get('channel_base')}, channel_max {g.get('channel_max')} (32-64 feature maps), 2 mapping layers, 512-d z and w; {r['parameters']:,} parameters in G; {r['file_mb']:.1f} MB |
 | training settings | batch {options.get('batch')}, R1 gamma {loss.get('r1_gamma')}, path length {loss.get('pl_weight')}, style mixing {loss.get('style_mixing_prob')}, Adam base lr {options.get('optim', {}).get('lr')}{'' if not options.get('optim', {}).get('g_lr') else ', G ' + format(options['optim']['g_lr'], 'g') + ' (--glr)'} (effective G {eff.get('G', {}).get('lr', 0):.4g}, D {eff.get('D', {}).get('lr', 0):.4g}), betas (0, 0.99), x-flips, ADA pipe `bg` (target 0.6) |

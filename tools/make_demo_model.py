@@ -101,11 +101,11 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
 
 def eval_from_summary(summary: dict, steps: int) -> dict:
     """The card's SSIM and lesion AUROC from a demo run's summary.json."""
-    from stylefa.study.findings import _lesion_ci
+    from stylefa.study.findings import lesion_auroc_ci
 
     ssim = summary["conditions"]["none"]["original"]["brain"]["ssim"]
     lesions = summary["lesions"]  # schema: docs/study.md, summary["lesions"]
-    lo, hi, _ = _lesion_ci(lesions, "residual")  # the CI the report's findings give (over slices here)
+    lo, hi, _ = lesion_auroc_ci(lesions, "residual")  # the CI the report's findings give (over slices here)
     return {"ssim_brain": ssim["mean"], "ssim_brain_ci95": ssim["ci95"], "ssim_n": ssim["n"],
             "auroc": lesions["pooled"]["residual"]["auroc"], "auroc_ci95": [lo, hi], "auroc_n": lesions["n_slices"],
             "steps": steps}

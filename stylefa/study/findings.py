@@ -158,7 +158,7 @@ def _closer_than_noise(summary: dict, condition: str, noise: str, label: str) ->
                    f"{label} ({condition}) project closer to the original than noisy ones ({noise}): {stats}.")
 
 
-def _lesion_ci(lesions: dict, method: str) -> tuple[float, float, str]:
+def lesion_auroc_ci(lesions: dict, method: str) -> tuple[float, float, str]:
     """The 95 % CI of ``method``'s pooled AUROC: over patients (cluster bootstrap), or, with a
     single patient (the demo's synthetic mask), over that patient's slices."""
     lo, hi = (lesions["pooled"][method].get("auroc_ci95") or [math.nan, math.nan])[:2]
@@ -178,7 +178,7 @@ def _lesions(summary: dict) -> Finding:
     auroc = residual.get("auroc")
     if not _ok(auroc):
         return Finding(claim, INCONCLUSIVE, "No lesions were projected.")
-    lo, hi, over = _lesion_ci(lesions, "residual")
+    lo, hi, over = lesion_auroc_ci(lesions, "residual")
     text = (f"|projection − lesioned input| finds the lesions better than chance: voxel AUROC {_num(auroc)} "
             f"[{_num(lo)}, {_num(hi)}] (CI over {over}), {lesions.get('n_patients', 0)} lesion mask(s), "
             f"{lesions.get('n_slices', 0)} slice(s)")

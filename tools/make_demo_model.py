@@ -1,13 +1,19 @@
 """Package a training snapshot as the shipped demo model, with its model card.
 
     python tools/make_demo_model.py --run RUN_DIR --data COHORT_DATASET \
-        [--snapshot network-snapshot-XXXXXX.safetensors] [--num-gen 2520]
+        [--snapshot network-snapshot-XXXXXX.safetensors] [--num-gen 2520] \
+        [--curve 131 171 ... --curve-fid] [--previous stylefa/study/demo_model/metrics.json]
 
 Writes ``stylefa/study/demo_model/``: ``demo_generator.safetensors`` (G_ema only, with the
 training provenance and the slice geometry of the training data), ``samples.png`` (seeds
-0-31), ``metrics.json`` (FID / KID against the training cohort, sample diversity) and
+0-31), ``metrics.json`` (FID / KID against the training cohort, sample diversity, the
+issue-12 targets measured by `stylefa demo` itself, the curve of those measures vs kimg) and
 ``MODEL_CARD.md``. Everything in the card is read from the run directory, the dataset and
 this machine; nothing is typed in by hand.
+
+Curve points are slow on a CPU (~6 min each with FID) and cached in ``--eval-dir``;
+``--curve-only`` measures them while the run is still training (e.g. ``nice -n 19``, one
+thread), so that packaging later only measures the packaged snapshot.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ def training_time(run: Path, kimg: float) -> tuple[float, int]:
             total = record["Timing/total_sec"]["mean"]
             ticks += 1
     return total, ticks
+
+
+def seconds_per_kimg(run: Path, kimg: float, last: int = 20) -> float:
+    """Median training seconds per kimg over the ``last`` ticks up to ``kimg`` (the run's own pace,
+    which the card uses to turn kimg still needed into hours on this hardware)."""
+    records = map(json.loads, (run / "stats.jsonl").read_text().splitlines())
+    paces = [r["Timing/sec_per_kimg"]["mean"] for r in records if r["Progress/kimg"]["mean"] <= kimg + 1e-6]
+    return float(np.median(paces[-last:]))
 
 
 CHANCE_LOSS = 2 * np.log(2)  # D's logistic loss when it outputs 0 for every image
@@ -156,6 +170,58 @@ def warm_start(options: dict, run: Path) -> dict | None:
     return None
 
 
+def measure_curve(args, dataset, config, geometry: dict, base_kimg: float, packaged: dict | None) -> list[dict]:
+    """FID (with ``--curve-fid``), SSIM and AUROC at each ``--curve`` snapshot of the run.
+
+    Each point is cached in ``--eval-dir`` under the snapshot's SHA-256 and the settings, so an
+    interrupted or repeated call (e.g. ``--curve-only`` while the run trains on) measures only
+    the new points. ``packaged``: the snapshot being shipped and its measurements, reused."""
+    from stylefa.train.metrics.compute import compute_metrics
+
+    curve = []
+    for k in sorted(set(args.curve)):
+        path = args.run / f"network-snapshot-{k:06d}.safetensors"
+        if not path.is_file():
+            sys.exit(f"{path}: no such snapshot for --curve")
+        cache = args.eval_dir / f"curve-{k:06d}.json"
+        key = {"sha256": file_digest(path), "steps": args.steps, "fid": args.curve_fid, "num_gen": args.num_gen}
+        cached = json.loads(cache.read_text()) if cache.is_file() else None
+        if cached is not None and cached.get("key") == key:
+            curve.append(cached["point"])
+            continue
+        if packaged is not None and path.resolve() == packaged["path"].resolve():
+            curve.append({"kimg": k + base_kimg, **packaged["point"]})
+            continue
+        G_k = load_networks(path)["G_ema"].eval()
+        point = {"kimg": k + base_kimg}
+        if args.curve_fid:
+            point["fid"] = compute_metrics(G_k, dataset, ["fid"], config).get("fid")
+        tmp = args.eval_dir / f"snapshot{k:06d}.safetensors"
+        save_networks(tmp, G_ema=G_k, provenance=Provenance(source="train", kimg=k, extra={"dataset": geometry}))
+        point.update(demo_eval(tmp, args.eval_dir / f"kimg{k}", args.steps))
+        write_json(cache, {"key": key, "point": point})
+        print(f"curve point {point['kimg']:g} kimg: " + ", ".join(
+            f"{name} {point[name]:.3f}" for name in ("fid", "ssim_brain", "auroc") if point.get(name) is not None),
+            flush=True)
+        curve.append(point)
+    return curve
+
+
+def measure_curve_only(args) -> None:
+    """``--curve-only``: measure the curve points into the cache; package nothing."""
+    from stylefa.data import FADataset
+    from stylefa.train.loop import training_geometry
+    from stylefa.train.metrics.compute import MetricsConfig
+
+    dataset = FADataset(args.data, split="train", xflip=False)
+    config = MetricsConfig(num_gen=args.num_gen, batch=32, device="cpu", seed=0)
+    extra = read_metadata(latest_snapshot(args.run))["provenance"].extra
+    geometry = extra.get("dataset") or training_geometry(FADataset(args.data, split="train"))
+    base = warm_start(extra.get("options", {}), args.run)
+    base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
+    measure_curve(args, dataset, config, geometry, base_kimg, packaged=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="training run directory")
@@ -177,6 +243,8 @@ def main() -> None:
                         help="summary.json of a `stylefa demo` run with the previous model, for its SSIM/AUROC")
     parser.add_argument("--previous", type=Path, default=None,
                         help="metrics.json of the model this one replaces, for the card's comparison")
+    parser.add_argument("--curve-only", action="store_true",
+                        help="only measure (and cache in --eval-dir) the --curve points, e.g. while the run trains on")
     parser.add_argument("--card-only", action="store_true",
                         help="re-render MODEL_CARD.md from the --out folder's metrics.json and model (no measuring)")
     args = parser.parse_args()
@@ -190,6 +258,9 @@ def main() -> None:
         return
     tune_cpu_allocator()
     torch.set_num_threads(args.threads)
+    if args.curve_only:
+        measure_curve_only(args)
+        return
 
     snapshot = args.snapshot or latest_snapshot(args.run)
     meta = read_metadata(snapshot)
@@ -230,29 +301,8 @@ def main() -> None:
     base = warm_start(options, args.run)
     base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
     evaluation = demo_eval(model_path, args.eval_dir / f"kimg{provenance.kimg:g}", args.steps)
-    curve = []
-    for k in sorted(set(args.curve)):
-        path = args.run / f"network-snapshot-{k:06d}.safetensors"
-        if not path.is_file():
-            sys.exit(f"{path}: no such snapshot for --curve")
-        cache = args.eval_dir / f"curve-{k:06d}.json"
-        key = {"sha256": file_digest(path), "steps": args.steps, "fid": args.curve_fid, "num_gen": args.num_gen}
-        cached = json.loads(cache.read_text()) if cache.is_file() else None
-        if cached is not None and cached.get("key") == key:  # resumable: finished points are kept
-            curve.append(cached["point"])
-            continue
-        if path.resolve() == snapshot.resolve():  # the packaged snapshot: measured above already
-            curve.append({"kimg": k + base_kimg, "fid": results.get("fid"), **evaluation})
-            continue
-        G_k = load_networks(path)["G_ema"].eval()
-        point = {"kimg": k + base_kimg}
-        if args.curve_fid:
-            point["fid"] = compute_metrics(G_k, dataset, ["fid"], config).get("fid")
-        tmp = args.eval_dir / f"snapshot{k:06d}.safetensors"
-        save_networks(tmp, G_ema=G_k, provenance=Provenance(source="train", kimg=k, extra={"dataset": extra["dataset"]}))
-        point.update(demo_eval(tmp, args.eval_dir / f"kimg{k}", args.steps))
-        write_json(cache, {"key": key, "point": point})
-        curve.append(point)
+    packaged = {"path": snapshot, "point": {"fid": results.get("fid"), **evaluation}}
+    curve = measure_curve(args, dataset, config, extra["dataset"], base_kimg, packaged)
     previous = json.loads(args.previous.read_text()) if args.previous else None
     chained = False  # training time and history include the previous model's
     if previous is not None and args.previous_summary is not None:
@@ -270,6 +320,7 @@ def main() -> None:
         "snapshot": snapshot.name,
         "kimg": provenance.kimg,
         "training_seconds": seconds,
+        "seconds_per_kimg": seconds_per_kimg(args.run, provenance.kimg),
         "ticks": ticks,
         "fid": results.get("fid"),
         "kid": results.get("kid"),
@@ -374,20 +425,73 @@ def ceiling_sentence(r: dict) -> str:
             f"{TARGETS['ssim_brain'][1] / c['mean']:.0%} of the attainable SSIM.")
 
 
+# A later curve point counts as an improvement only beyond these (FID: relative); below them the
+# difference is within what re-measuring the same snapshot changes (FID on 2,520 fakes, SSIM/AUROC of
+# 12-24 projected slices).
+PLATEAU_TOLERANCE = {"ssim_brain": 0.01, "auroc": 0.01, "fid": 0.05}
+CURVE_METRICS = (("fid", "FID", False), ("ssim_brain", "SSIM", True), ("auroc", "lesion AUROC", True))
+
+
+def _gain(old: float, new: float, key: str, higher_is_better: bool) -> float:
+    """How much ``new`` improves on ``old``, in units of the metric's plateau tolerance."""
+    delta = (new - old) if higher_is_better else (old - new)
+    if key == "fid":
+        delta /= old
+    return delta / PLATEAU_TOLERANCE[key]
+
+
+def plateau_start(points: list[tuple[float, float]], key: str, higher_is_better: bool) -> float | None:
+    """The first kimg from which no later point improves on the best so far by more than the
+    tolerance, with at least two later points to show it; None while the curve still improves."""
+    for i in range(len(points) - 2):
+        best = max(v for _, v in points[:i + 1]) if higher_is_better else min(v for _, v in points[:i + 1])
+        if all(_gain(best, v, key, higher_is_better) <= 1 for _, v in points[i + 1:]):
+            return points[i][0]
+    return None
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.1f}" if hours < 10 else f"{hours:.0f}"
+
+
 def flattening(r: dict) -> str:
-    """One generated sentence on how the curve's first and last points compare."""
+    """Generated sentences on where each metric of the curve flattens, or how fast it still moves."""
     curve = r["curve"]
     if len(curve) < 2:
         return ""
-    first, last = curve[0], curve[-1]
-    parts = []
-    for key, name in (("ssim_brain", "SSIM"), ("auroc", "lesion AUROC")):
-        ci_first, ci_last = first.get(key + "_ci95"), last.get(key + "_ci95")
-        overlap = ci_first and ci_last and ci_first[0] <= ci_last[1] and ci_last[0] <= ci_first[1]
-        parts.append(f"{name} {first[key]:.3f} -> {last[key]:.3f} ({'95 % CIs overlap' if overlap else 'CIs apart'})")
-    if first.get("fid") is not None and last.get("fid") is not None:
-        parts.append(f"FID {first['fid']:.1f} -> {last['fid']:.1f}")
-    return f"From {first['kimg']:g} to {last['kimg']:g} kimg: " + "; ".join(parts) + "."
+    pace = r.get("seconds_per_kimg")
+    lines = [f"Where the curve flattens (a point counts as better only by more than "
+             f"{PLATEAU_TOLERANCE['ssim_brain']:g} SSIM or AUROC, or {PLATEAU_TOLERANCE['fid']:.0%} FID; "
+             "flat = no better point later, shown by two or more later points):", ""]
+    for key, name, higher in CURVE_METRICS:
+        points = [(p["kimg"], p[key]) for p in curve if p.get(key) is not None]
+        if len(points) < 2:
+            continue
+        first, last = points[0], points[-1]
+        flat_from = plateau_start(points, key, higher)
+        fmt = ".1f" if key == "fid" else ".3f"
+        text = f"- {name}: {first[1]:{fmt}} at {first[0]:g} kimg -> {last[1]:{fmt}} at {last[0]:g} kimg; "
+        if flat_from is not None:
+            best = max(points, key=lambda p: p[1] if higher else -p[1])
+            text += (f"stopped improving at {flat_from:g} kimg (later points within the tolerance or worse; "
+                     f"best {best[1]:{fmt}} at {best[0]:g} kimg).")
+        else:
+            prev = points[-2]
+            rate = (last[1] - prev[1]) / (last[0] - prev[0])
+            text += (f"not flat: the last {last[0] - prev[0]:g} kimg moved it {last[1] - prev[1]:+{fmt}} "
+                     f"({10 * rate:+.3g} per 10 kimg)")
+            op, target = TARGETS[key]
+            unmet = last[1] < target if op == ">=" else last[1] > target
+            moving_towards = (rate > 0) == (op == ">=") and rate != 0
+            if unmet and moving_towards:
+                more = (target - last[1]) / rate
+                text += (f"; at that rate the target {op} {target:g} would need about {more:.0f} more kimg"
+                         + (f" (~{_hours(more * pace)} h at this run's {pace:.0f} s/kimg)" if pace else "")
+                         + ", a lower bound if the curve keeps bending")
+            text += "."
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def recipe_block(r: dict, options: dict, flag: str, base: dict | None, warm: str) -> str:

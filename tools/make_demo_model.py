@@ -64,10 +64,11 @@ def seconds_per_kimg(run: Path, kimg: float, last: int = 20) -> float:
 CHANCE_LOSS = 2 * np.log(2)  # D's logistic loss when it outputs 0 for every image
 
 
-def discriminator_balance(run: Path, kimg: float, every: int = 5) -> list[dict]:
-    """D's mean logit on reals and fakes and its loss, averaged over bins of ``every`` ticks
-    up to ``kimg`` (from the run's stats.jsonl). A D that cannot tell reals from fakes has
-    equal logits and a loss of 2 ln 2, and then gives G almost no training signal."""
+def discriminator_balance(run: Path, kimg: float, every: int = 5, max_bins: int = 12) -> list[dict]:
+    """D's mean logit on reals and fakes and its loss, averaged over bins of ``every`` ticks (more
+    when needed to keep at most ``max_bins`` columns in the card) up to ``kimg`` (from the run's
+    stats.jsonl). A D that cannot tell reals from fakes has equal logits and a loss of 2 ln 2,
+    and then gives G almost no training signal."""
     rows = []
     for line in (run / "stats.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -76,6 +77,7 @@ def discriminator_balance(run: Path, kimg: float, every: int = 5) -> list[dict]:
             continue
         rows.append((k, record["Loss/scores/real"]["mean"], record["Loss/scores/fake"]["mean"],
                      record["Loss/D/loss"]["mean"]))
+    every = max(every, -(-len(rows) // max_bins))
     bins = []
     for start in range(0, len(rows), every):
         part = rows[start:start + every]

@@ -61,3 +61,13 @@ def test_pace_is_the_median_of_the_last_ticks_up_to_the_snapshot(tool, tmp_path)
              for k, pace in [(1, 100.0), (2, 30.0), (3, 40.0), (4, 35.0), (5, 500.0)]]
     (tmp_path / "stats.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     assert tool.seconds_per_kimg(tmp_path, 4.0, last=3) == 35.0
+
+
+def test_discriminator_balance_bins_ticks_and_keeps_the_card_narrow(tool, tmp_path):
+    lines = [{"Progress/kimg": {"mean": float(k)}, "Loss/scores/real": {"mean": 1.0}, "Loss/scores/fake": {"mean": -1.0},
+              "Loss/D/loss": {"mean": 0.5 if k <= 60 else 1.386}} for k in range(1, 101)]
+    (tmp_path / "stats.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    bins = tool.discriminator_balance(tmp_path, 100.0)
+    assert len(bins) == 12 and bins[0]["kimg"] == 9.0  # 100 ticks in bins of ceil(100 / 12) = 9
+    assert bins[0]["d_loss"] == pytest.approx(0.5) and bins[-1]["d_loss"] == pytest.approx(1.386)
+    assert len(tool.discriminator_balance(tmp_path, 20.0)) == 4  # few ticks: the default 5 per bin

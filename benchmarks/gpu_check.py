@@ -430,8 +430,6 @@ def section_project_batch(out: dict, save, device, plan: Plan) -> None:
 
 def _time_training(device, plan: Plan, res: int, cfg: str, batch: int, precision: str, data: Path, tmp: Path,
                    compile: bool = False) -> dict:
-    import torch
-
     from stylefa.train.ada import AdaConfig
     from stylefa.train.distributed import DistContext
     from stylefa.train.loop import Trainer, open_dataset, resolve_config

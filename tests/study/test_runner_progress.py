@@ -10,7 +10,6 @@ from stylefa.cli import main
 from stylefa.project.config import ProjectConfig
 from stylefa.project.perceptual.base import PixelMSE
 from stylefa.project.projector import compute_w_stats
-from stylefa.study import runner
 from stylefa.study.runner import ProgressLines, Target, print_time_estimate, render_steps
 
 

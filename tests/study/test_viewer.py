@@ -4,7 +4,6 @@ import io
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from stylefa.study.report import build_report

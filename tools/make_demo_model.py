@@ -43,22 +43,22 @@ def latest_snapshot(run: Path) -> Path:
     return snapshots[-1]
 
 
+def tick_stats(run: Path, kimg: float) -> list[dict]:
+    """The run's per-tick records (stats.jsonl) up to ``kimg``, in order."""
+    records = map(json.loads, (run / "stats.jsonl").read_text().splitlines())
+    return [r for r in records if r["Progress/kimg"]["mean"] <= kimg + 1e-6]
+
+
 def training_time(run: Path, kimg: float) -> tuple[float, int]:
     """Seconds of training up to ``kimg`` (resumes included) and the number of ticks."""
-    total, ticks = 0.0, 0
-    for line in (run / "stats.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["Progress/kimg"]["mean"] <= kimg + 1e-6:
-            total = record["Timing/total_sec"]["mean"]
-            ticks += 1
-    return total, ticks
+    records = tick_stats(run, kimg)
+    return (records[-1]["Timing/total_sec"]["mean"] if records else 0.0), len(records)
 
 
 def seconds_per_kimg(run: Path, kimg: float, last: int = 20) -> float:
     """Median training seconds per kimg over the ``last`` ticks up to ``kimg`` (the run's own pace,
     which the card uses to turn kimg still needed into hours on this hardware)."""
-    records = map(json.loads, (run / "stats.jsonl").read_text().splitlines())
-    paces = [r["Timing/sec_per_kimg"]["mean"] for r in records if r["Progress/kimg"]["mean"] <= kimg + 1e-6]
+    paces = [r["Timing/sec_per_kimg"]["mean"] for r in tick_stats(run, kimg)]
     return float(np.median(paces[-last:]))
 
 
@@ -70,14 +70,8 @@ def discriminator_balance(run: Path, kimg: float, every: int = 5, max_bins: int 
     when needed to keep at most ``max_bins`` columns in the card) up to ``kimg`` (from the run's
     stats.jsonl). A D that cannot tell reals from fakes has equal logits and a loss of 2 ln 2,
     and then gives G almost no training signal."""
-    rows = []
-    for line in (run / "stats.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        k = record["Progress/kimg"]["mean"]
-        if k > kimg + 1e-6 or "Loss/D/loss" not in record:
-            continue
-        rows.append((k, record["Loss/scores/real"]["mean"], record["Loss/scores/fake"]["mean"],
-                     record["Loss/D/loss"]["mean"]))
+    rows = [(r["Progress/kimg"]["mean"], r["Loss/scores/real"]["mean"], r["Loss/scores/fake"]["mean"],
+             r["Loss/D/loss"]["mean"]) for r in tick_stats(run, kimg) if "Loss/D/loss" in r]
     every = max(every, -(-len(rows) // max_bins))
     bins = []
     for start in range(0, len(rows), every):
@@ -173,6 +167,21 @@ def warm_start(options: dict, run: Path) -> dict | None:
     return None
 
 
+def kimg_before(base: dict | None) -> float:
+    """kimg trained before a warm start that the run's own counter does not include (``--resume``
+    from a network-only file; ``--init-from`` counts on from the file's kimg)."""
+    return base["kimg"] if base and not base["counted_in"] else 0.0
+
+
+def metrics_setup(args):
+    """The training cohort (no x-flips) and the FID/KID settings every measurement here uses."""
+    from stylefa.data import FADataset
+    from stylefa.train.metrics.compute import MetricsConfig
+
+    dataset = FADataset(args.data, split="train", xflip=False)
+    return dataset, MetricsConfig(num_gen=args.num_gen, batch=32, device="cpu", seed=0)
+
+
 def measure_curve(args, dataset, config, geometry: dict, base_kimg: float, packaged: dict | None) -> list[dict]:
     """FID (with ``--curve-fid``), SSIM and AUROC at each ``--curve`` snapshot of the run.
 
@@ -214,14 +223,11 @@ def measure_curve_only(args) -> None:
     """``--curve-only``: measure the curve points into the cache; package nothing."""
     from stylefa.data import FADataset
     from stylefa.train.loop import training_geometry
-    from stylefa.train.metrics.compute import MetricsConfig
 
-    dataset = FADataset(args.data, split="train", xflip=False)
-    config = MetricsConfig(num_gen=args.num_gen, batch=32, device="cpu", seed=0)
+    dataset, config = metrics_setup(args)
     extra = read_metadata(latest_snapshot(args.run))["provenance"].extra
     geometry = extra.get("dataset") or training_geometry(FADataset(args.data, split="train"))
-    base = warm_start(extra.get("options", {}), args.run)
-    base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
+    base_kimg = kimg_before(warm_start(extra.get("options", {}), args.run))
     measure_curve(args, dataset, config, geometry, base_kimg, packaged=None)
 
 
@@ -286,11 +292,9 @@ def main() -> None:
         samples = G(z, None, noise_mode="const")
     save_image_grid(args.out / "samples.png", samples, (8, 4))
 
-    from stylefa.data import FADataset
-    from stylefa.train.metrics.compute import MetricsConfig, compute_metrics
+    from stylefa.train.metrics.compute import compute_metrics
 
-    dataset = FADataset(args.data, split="train", xflip=False)
-    config = MetricsConfig(num_gen=args.num_gen, batch=32, device="cpu", seed=0)
+    dataset, config = metrics_setup(args)
     results = compute_metrics(G, dataset, ["fid", "kid"], config)
     fake_fa = fixed_fakes(G, count=256)
     real_fa = np.stack([dataset.fa(i)[0] for i in np.linspace(0, len(dataset) - 1, 256).astype(int)])
@@ -302,7 +306,7 @@ def main() -> None:
         history.append((int(path.stem.rsplit("-", 1)[1]), diversity(fixed_fakes(load_networks(path)["G_ema"].eval()))))
     options = extra.get("options", {})
     base = warm_start(options, args.run)
-    base_kimg = base["kimg"] if base and not base["counted_in"] else 0.0
+    base_kimg = kimg_before(base)
     evaluation = demo_eval(model_path, args.eval_dir / f"kimg{provenance.kimg:g}", args.steps)
     packaged = {"path": snapshot, "point": {"fid": results.get("fid"), **evaluation}}
     curve = measure_curve(args, dataset, config, extra["dataset"], base_kimg, packaged)

@@ -569,6 +569,7 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
         check_same_training,
         plan_run,
         remove_stale_temporaries,
+        settle_snapshots,
     )
 
     dist = init_distributed(options.device)
@@ -592,6 +593,7 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
                     config = dataclasses.replace(config, init_from=stored.init_from, init_kimg=stored.init_kimg)
                 plan.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(plan.run_dir)
+                settle_snapshots(plan.run_dir)
                 write_json(plan.run_dir / OPTIONS_FILE, config.to_dict())
             except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
                 error = exc

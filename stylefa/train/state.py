@@ -8,10 +8,15 @@ A snapshot at ``KKKKKK`` = cur_nimg // 1000 (the reference's naming) is three fi
 - ``resume-KKKKKK.json``: scalars (cur_nimg, tick, batch_idx, ADA controller, sampler position,
   Python/numpy RNG states, optimiser hyper-parameters) and the training options.
 
-Each file is written atomically (temp file + rename). The JSON is the commit marker: it is
-deleted before anything of the same name is overwritten and written last, so a snapshot is
-complete exactly when its JSON exists and names the same ``cur_nimg`` as the tensors file.
-Snapshots closer than 1 kimg share a name and replace each other.
+Crash safety at every moment, whatever the names (snapshots closer than 1 kimg share a name and
+replace each other): the new network and tensors are first written complete under staged names
+(``<name>.next``, each through a temp file + rename); then the JSON, the commit marker, is replaced
+atomically and names the staged files; only then are the staged files renamed onto the final
+names and the JSON rewritten with them. Until the commit the previous snapshot's three files are
+untouched; after it the new JSON names files that exist under the staged or the final name, and
+both files carry the snapshot's ``cur_nimg`` (network: provenance, tensors: metadata) and sizes
+recorded in the JSON, so a mix of two snapshots is never taken as complete. An interrupted switch
+is finished (and uncommitted staged files removed) by :func:`settle_snapshots` before a resume.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ _RESUME_JSON = re.compile(r"^resume-(\d{6,})\.json$")
 # process) has its temp file on disk, so a test can SIGKILL the writer mid-write.
 PAUSE_ENV = "STYLEFA_TEST_PAUSE_WRITE"
 _writes_done = 0
+# Test hook: ``os._exit(137)`` (what kill -9 leaves) at the Nth crash point of snapshot writing,
+# counted per process over all snapshots (:data:`CRASH_POINTS_PER_SNAPSHOT` per snapshot).
+CRASH_ENV = "STYLEFA_TEST_CRASH_AT"
+CRASH_POINTS_PER_SNAPSHOT = 7
+_crash_points_passed = 0
+_STAGED = ".next"
 
 
 @dataclass(frozen=True)
@@ -139,35 +150,82 @@ def _pause_hook(tmp: Path) -> None:
         time.sleep(seconds)
 
 
+def _crash_point() -> None:
+    global _crash_points_passed
+    _crash_points_passed += 1
+    spec = os.environ.get(CRASH_ENV)
+    if spec and int(spec) == _crash_points_passed:
+        os._exit(137)
+
+
+def _staged(path: Path) -> Path:
+    return path.with_name(path.name + _STAGED)
+
+
 def write_snapshot(
     files: SnapshotFiles,
     save_network_file,
     tensors: dict[str, torch.Tensor],
     meta: dict[str, Any],
 ) -> None:
-    """Write the three files of one snapshot; ``save_network_file(path)`` writes the networks."""
+    """Write the three files of one snapshot; ``save_network_file(path)`` writes the networks.
+
+    A kill or an ``OSError`` (full disk) at any moment leaves the previous complete snapshot of
+    the same name or the new one (module docstring); staged files of a failed write are removed."""
     from safetensors.torch import save_file
 
-    files.meta.unlink(missing_ok=True)  # invalidate a same-named older snapshot first
-    save_network_file(files.network)
+    if files.meta.is_file():
+        settle_snapshots(files.meta.parent)  # a same-named snapshot whose switch was interrupted
+    network, tensors_path = _staged(files.network), _staged(files.tensors)
     cur_nimg = int(meta["cur_nimg"])
-    with atomic_path(files.tensors, suffix=".safetensors") as tmp:
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-            str(tmp),
-            metadata={"stylefa_resume": json.dumps({"format": RESUME_FORMAT, "cur_nimg": cur_nimg})},
-        )
-        _pause_hook(tmp)
-    write_json(
-        files.meta,
-        dict(
-            meta,
-            format=RESUME_FORMAT,
-            network_snapshot=files.network.name,
-            tensors_file=files.tensors.name,
-            tensors_size=files.tensors.stat().st_size,
-        ),
-    )
+    try:
+        _crash_point()
+        save_network_file(network)
+        _crash_point()
+        with atomic_path(tensors_path, suffix=".safetensors") as tmp:
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                str(tmp),
+                metadata={"stylefa_resume": json.dumps({"format": RESUME_FORMAT, "cur_nimg": cur_nimg})},
+            )
+            _pause_hook(tmp)
+            _crash_point()
+        _crash_point()
+        record = dict(meta, format=RESUME_FORMAT, network_snapshot=network.name, network_size=network.stat().st_size,
+                      tensors_file=tensors_path.name, tensors_size=tensors_path.stat().st_size)
+        write_json(files.meta, record)  # the commit
+    except BaseException:
+        network.unlink(missing_ok=True)
+        tensors_path.unlink(missing_ok=True)
+        raise
+    _crash_point()
+    _switch_to_final_names(files.meta, record)
+
+
+def _switch_to_final_names(meta_path: Path, record: dict[str, Any]) -> None:
+    for key in ("network_snapshot", "tensors_file"):
+        name = record[key]
+        if name.endswith(_STAGED):
+            staged = meta_path.parent / name
+            if staged.is_file():
+                os.replace(staged, staged.with_name(name[: -len(_STAGED)]))
+                _crash_point()
+            record[key] = name[: -len(_STAGED)]
+    write_json(meta_path, record)
+
+
+def settle_snapshots(run_dir: str | os.PathLike) -> None:
+    """Finish the switch of committed snapshots whose writer stopped after the commit, and delete
+    staged files that no commit marker names (a write interrupted before its commit)."""
+    run_dir = Path(run_dir)
+    for path in run_dir.iterdir():
+        if _RESUME_JSON.match(path.name):
+            meta = check_complete(path)
+            if meta is not None and meta["_staged"]:
+                _switch_to_final_names(path, json.loads(path.read_text()))
+    for path in run_dir.glob(f"*{_STAGED}"):
+        if path.is_file() and re.match(r"^(network-snapshot|resume)-", path.name):
+            path.unlink(missing_ok=True)
 
 
 # -- finding and reading ---------------------------------------------------------------------
@@ -184,8 +242,27 @@ def _tensors_nimg(path: Path) -> int | None:
         return None
 
 
+def _network_nimg(path: Path) -> int | None:
+    from stylefa.nets.checkpoint import read_metadata
+
+    try:
+        return int(read_metadata(path)["provenance"].extra["cur_nimg"])
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not a complete snapshot
+        return None
+
+
+def _resolve(run_dir: Path, name: str) -> Path:
+    """A file named by a commit marker: under its staged name, or under its final name once moved."""
+    path = run_dir / name
+    if not path.is_file() and name.endswith(_STAGED):
+        path = run_dir / name[: -len(_STAGED)]
+    return path
+
+
 def check_complete(meta_path: Path) -> dict[str, Any] | None:
-    """The snapshot's JSON if all three files are present and consistent, else None."""
+    """The snapshot's JSON if all three files are present and consistent, else None. The file
+    names in the returned dict are where the files are now; ``_staged`` says whether the switch
+    to the final names is unfinished."""
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
@@ -193,13 +270,18 @@ def check_complete(meta_path: Path) -> dict[str, Any] | None:
     run_dir = meta_path.parent
     if meta.get("format") != RESUME_FORMAT:
         return None
-    tensors = run_dir / meta.get("tensors_file", "")
-    network = run_dir / meta.get("network_snapshot", "")
+    tensors = _resolve(run_dir, meta.get("tensors_file", ""))
+    network = _resolve(run_dir, meta.get("network_snapshot", ""))
     if not tensors.is_file() or not network.is_file():
         return None
     if tensors.stat().st_size != meta.get("tensors_size") or _tensors_nimg(tensors) != meta.get("cur_nimg"):
         return None
-    return meta
+    # Markers written before the staged protocol carry no network size (their files were never mixed).
+    if "network_size" in meta and (network.stat().st_size != meta["network_size"]
+                                   or _network_nimg(network) != meta.get("cur_nimg")):
+        return None
+    staged = any(meta[k].endswith(_STAGED) for k in ("network_snapshot", "tensors_file"))
+    return dict(meta, network_snapshot=network.name, tensors_file=tensors.name, _staged=staged)
 
 
 def find_latest_snapshot(run_dir: str | os.PathLike) -> Path | None:

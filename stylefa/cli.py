@@ -3,7 +3,10 @@
 Each pipeline stage owns its sub-commands in ``stylefa/<stage>/commands.py`` with a
 ``register(subparsers)`` function; handlers import heavy modules (torch, dipy) lazily
 so ``stylefa --help`` stays instant. Every ``StyleFAError`` and every argument error becomes
-one line on stderr (``stylefa <command>: error: ...``) and exit code 2. A reader that closes
+one line on stderr (``stylefa <command>: error: ...``) and exit code 2. Output paths are checked
+(folders created or found writable) before a handler runs; a write that fails later on a full
+disk, a read-only file system or a missing permission is one line naming the path, exit 2 (the
+atomic writers have removed their temporary files; finished outputs stay). A reader that closes
 stdout early (``stylefa network-info N | head -1``) ends the command quietly with exit code
 141 (128 + SIGPIPE), as ``cat`` or ``grep`` killed by SIGPIPE report it.
 """
@@ -30,6 +33,13 @@ COMMAND_MODULES = (
 
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
+
+# Output arguments of every command, checked before the command runs (nothing is created, so a
+# refused input leaves nothing behind): a "folder" must be writable or creatable; a "file" (or a
+# folder that some modes create, e.g. prepare -o) needs its parent folder so, or itself when it
+# is an existing folder.
+OUTPUT_ARGUMENTS = {"outdir": "folder", "cache_dir": "folder", "output": "file", "out": "file", "md": "file",
+                    "transform": "file", "qc": "file"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -84,6 +94,21 @@ def _silence_stdout() -> None:
         pass
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path of the command (``OUTPUT_ARGUMENTS``) writable before any work."""
+    from pathlib import Path
+
+    from stylefa.fileio import ensure_writable_folder
+
+    for dest, kind in OUTPUT_ARGUMENTS.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, (str, os.PathLike)) or str(value) in ("", "-"):
+            continue
+        path = Path(value)
+        folder = path if kind == "folder" or path.is_dir() else path.parent
+        ensure_writable_folder(folder, create=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_cpu_allocator()
     parser = build_parser()
@@ -93,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         apply_threads(getattr(args, "threads", None))
+        check_outputs(args)
         result = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows up here rather than at exit
     except StyleFAError as exc:
@@ -101,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        from stylefa.fileio import WRITE_ERRNOS
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"stylefa {args.command}: error: {where}{WRITE_ERRNOS[exc.errno]}; finished work kept, rerun to resume",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"stylefa {args.command}: interrupted", file=sys.stderr)
         return 130

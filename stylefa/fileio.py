@@ -8,8 +8,10 @@ version (or nothing) behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,21 +22,86 @@ import numpy as np
 from stylefa.errors import InputError
 
 
-def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+def ensure_writable_folder(folder: str | os.PathLike, *, create: bool = True) -> Path:
     """Create ``folder`` (and its parents) if needed; ``InputError`` naming it when that fails
-    or when files cannot be created in it."""
+    or when files cannot be created in it. With ``create=False`` a missing folder is not made:
+    its nearest existing parent must accept a new folder (commands check their outputs this
+    way before any work, so a refused input leaves nothing behind).
+
+    Writability is probed by creating and deleting an entry: permission bits alone say nothing
+    for root, on read-only mounts seen from a container, or on shares that squash root."""
     folder = Path(folder)
+    if not create and not folder.exists():
+        parent = next((p for p in folder.absolute().parents if p.exists()), None)
+        try:
+            if parent is None or not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            os.rmdir(tempfile.mkdtemp(prefix=".stylefa-write-probe.", dir=parent))
+        except OSError as exc:
+            raise InputError(f"cannot create output folder ({exc.strerror or exc})", folder) from None
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror})", folder) from None
+        raise InputError(f"cannot create output folder ({exc.strerror or exc})", folder) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError("output folder is not writable", folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".stylefa-write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"output folder is not writable ({exc.strerror or exc})", folder) from None
     return folder
 
 
+# Errors that mean "the output cannot be written" (full disk or quota, read-only file system, no
+# permission); ``stylefa.cli`` reports them in one line, exit 2, instead of a traceback.
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted"}
+# Test hook: "ENOSPC:3" (or EROFS, EACCES, ...) makes the 3rd atomic write of this process fail
+# with that error after its temp file was written, as a disk that fills up mid-job does.
+FAIL_WRITE_ENV = "STYLEFA_TEST_FAIL_WRITE"
+_atomic_writes = 0
+
+
+def _injected_write_failure(path: Path) -> None:
+    global _atomic_writes
+    _atomic_writes += 1
+    spec = os.environ.get(FAIL_WRITE_ENV)
+    if spec:
+        name, nth = spec.split(":")
+        if int(nth) == _atomic_writes:
+            code = getattr(errno, name)
+            raise OSError(code, os.strerror(code), str(path))
+
+
+def as_write_error(exc: BaseException, path: str | os.PathLike) -> OSError | None:
+    """``exc`` raised while writing ``path`` as an ``OSError`` with a ``WRITE_ERRNOS`` errno and
+    ``path`` as its file name, or None when it is not a write failure. Libraries report a full disk
+    in their own words: numpy's short write ("1376256 requested and 785376 written"), safetensors'
+    "I/O error: No space left on device (os error 28)"."""
+    code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+    if code is None:
+        text = str(exc)
+        found = re.search(r"os error (\d+)", text)
+        if found:
+            code = int(found.group(1))
+        elif isinstance(exc, OSError) and re.search(r"\d+ requested and \d+ written", text):
+            code = errno.ENOSPC
+    if code not in WRITE_ERRNOS:
+        return None
+    return OSError(code, os.strerror(code), os.fspath(path))
+
+
 def _check_parent_writable(path: Path) -> None:
-    ensure_writable_folder(path.parent)
+    # Commands check their output folders up front (stylefa.cli); a folder that fails later (a
+    # disk remounted read-only mid-job) is a write error like a full disk.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (as_write_error(exc, path.parent) or exc) from None
 
 
 def _current_umask() -> int:
@@ -53,16 +120,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     _check_parent_writable(path)
     suffix = "".join(path.suffixes) if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as exc:
+        raise (as_write_error(exc, path) or exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _injected_write_failure(path)
         # mkstemp creates 0600 files; outputs should get the usual umask-derived mode.
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        failure = as_write_error(exc, path)
+        if failure is not None and failure is not exc:
+            raise failure from exc
         raise
 
 
@@ -71,9 +145,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; on success it replaces ``path``."""
     path = Path(path)
     _check_parent_writable(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise (as_write_error(exc, path) or exc) from None
     try:
         yield tmp
+        _injected_write_failure(path)
         os.chmod(tmp, 0o777 & ~_current_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -83,8 +161,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        failure = as_write_error(exc, path)
+        if failure is not None and failure is not exc:
+            raise failure from exc
         raise
 
 
@@ -184,7 +265,7 @@ def check_run_settings(
             raise InputError(
                 f"holds {what} made with other settings (changed: {', '.join(changed) or '?'}); {remedy}", folder)
     else:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(folder)
         write_json(path, wanted)
 
 

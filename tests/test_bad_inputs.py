@@ -342,6 +342,133 @@ def test_closed_pipe_is_quiet(argv, good, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == ""
 
 
+# ---------------------------------------------------------------- unwritable outputs, full disks
+
+# A place the kernel refuses to create anything in, for root too (root ignores permission bits and
+# a container cannot mount a read-only file system): sysfs answers EPERM (root) or EACCES (a user).
+UNWRITABLE = Path("/sys/stylefa-unwritable")
+
+
+def _unwritable() -> Path:
+    try:
+        UNWRITABLE.mkdir()
+    except OSError:
+        return UNWRITABLE
+    UNWRITABLE.rmdir()
+    pytest.skip(f"{UNWRITABLE} is writable here")
+
+
+def _tiny_train(g, out):
+    return ["train", "--data", g["ds"], "--outdir", out, "--cfg", "tiny", "--batch", "2", "--kimg", "0.004",
+            "--tick", "0.002", "--device", "cpu", "--aug", "noaug", "--workers", "0"]
+
+
+def _fa(g, out, md=None):
+    return ["fa", g["dwi"], "--bval", g["bval"], "--bvec", g["bvec"], "-o", out / "fa.nii.gz",
+            *(["--md", md] if md else [])]
+
+
+def _register(g, out, transform=None, qc=None):
+    return ["register", g["fa"], "--template", g["fa"], "-o", out / "r.nii.gz", "--resolution", "4",
+            "--no-orientation-search", *(["--transform", transform] if transform else []), *(["--qc", qc] if qc else [])]
+
+
+def _prepare(g, out):
+    return ["prepare", g["fa"], "-o", out, "--resolution", "16", "--split", "1,0,0", "--slices", "2"]
+
+
+# (command, output slot, argv(good files, folder for good outputs, the unwritable output path))
+UNWRITABLE_CASES = [
+    ("generate", "--outdir", lambda g, o, u: ["generate", "--network", g["net"], "--seeds", "0", "--outdir", u]),
+    ("init-network", "-o", lambda g, o, u: ["init-network", "-o", u / "n.safetensors", "--cfg", "small",
+                                            "--resolution", "16"]),
+    ("import-pkl", "-o", lambda g, o, u: ["import-pkl", g["net"], "-o", u / "n.safetensors"]),
+    ("fa", "-o", lambda g, o, u: _fa(g, u)),
+    ("fa", "--md", lambda g, o, u: _fa(g, o, md=u / "md.nii.gz")),
+    ("register", "-o", lambda g, o, u: _register(g, u)),
+    ("register", "--transform", lambda g, o, u: _register(g, o, transform=u / "t.json")),
+    ("register", "--qc", lambda g, o, u: _register(g, o, qc=u / "qc.png")),
+    ("prepare", "-o", lambda g, o, u: _prepare(g, u / "ds")),
+    ("cohort", "-o", lambda g, o, u: ["cohort", "-o", u / "coh", "--subjects", "2"]),
+    ("train", "--outdir", lambda g, o, u: _tiny_train(g, u)),
+    ("metrics", "-o", lambda g, o, u: ["metrics", "--network", g["net"], "--data", g["ds"], "-o", u / "m.json"]),
+    ("metrics", "--cache-dir", lambda g, o, u: ["metrics", "--network", g["net"], "--data", g["ds"],
+                                                "--cache-dir", u / "cache"]),
+    ("project", "--outdir", lambda g, o, u: _proj(g, u, "--targets", g["target"])),
+    ("study", "--outdir", lambda g, o, u: _study(g, u)),
+    ("demo", "--outdir", lambda g, o, u: ["demo", "--outdir", u, "--device", "cpu"]),
+]
+
+
+@pytest.mark.parametrize("command, slot, argv", UNWRITABLE_CASES, ids=[f"{c}:{s}" for c, s, _ in UNWRITABLE_CASES])
+def test_unwritable_output_refused_before_any_work(command, slot, argv, good, tmp_path, capsys):
+    unwritable = _unwritable()
+    out = tmp_path / "out"
+    code = main([str(a) for a in argv(good, out, unwritable / "sub")])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"stylefa {command}: error: {unwritable}") and "output folder" in err, err
+    assert captured.out == "", f"{command} {slot} did work before refusing: {captured.out}"
+    assert not out.exists(), sorted(out.rglob("*"))
+
+
+# (command, argv(good files, out folder), injected failures): every command that writes. "ENOSPC:1"
+# fails the first write; "ENOSPC:3" / "EROFS:2" a later one, after which a rerun must finish the job.
+FULL_DISK_CASES = [
+    ("generate", lambda g, o: ["generate", "--network", g["net"], "--seeds", "0-2", "--outdir", o],
+     ("ENOSPC:1", "ENOSPC:3", "EROFS:2")),
+    ("init-network", lambda g, o: ["init-network", "-o", o / "n.safetensors", "--cfg", "small", "--resolution", "16"],
+     ("ENOSPC:1",)),
+    ("fa", lambda g, o: _fa(g, o, md=o / "md.nii.gz"), ("ENOSPC:2",)),
+    ("register", lambda g, o: _register(g, o, transform=o / "t.json", qc=o / "qc.png"), ("EROFS:2",)),
+    ("prepare", lambda g, o: _prepare(g, o / "ds"), ("ENOSPC:1", "ENOSPC:3", "EROFS:2")),
+    ("cohort", lambda g, o: ["cohort", "-o", o / "coh", "--subjects", "2", "--template", g["fa"]],
+     ("ENOSPC:1", "ENOSPC:2")),
+    ("train", _tiny_train, ("ENOSPC:1", "ENOSPC:3")),
+    ("project", lambda g, o: _proj(g, o, "--targets", g["target"]), ("ENOSPC:1", "ENOSPC:3", "EROFS:2")),
+    ("study", lambda g, o: _study(g, o), ("ENOSPC:1", "ENOSPC:3")),
+    ("demo", lambda g, o: ["demo", "--outdir", o, "--device", "cpu"], ("ENOSPC:1",)),
+]
+FULL_DISK_RUNS = [(c, a, f) for c, a, failures in FULL_DISK_CASES for f in failures]
+
+
+@pytest.mark.parametrize("command, argv, failure", FULL_DISK_RUNS, ids=[f"{c}:{f}" for c, _, f in FULL_DISK_RUNS])
+def test_full_disk_or_read_only_mid_job_is_one_line_and_resumable(command, argv, failure, good, tmp_path, capsys,
+                                                                   monkeypatch):
+    """A write failing with ENOSPC / EROFS (injected: stylefa.fileio's test hook fails the Nth
+    atomic write of the process after its temp file was written) -> one line naming the path, exit
+    2, no temp file left; after 'freeing space' a rerun finishes."""
+    import torch
+
+    from stylefa import fileio
+
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [str(a) for a in argv(good, out)]
+    name, nth = failure.split(":")
+    monkeypatch.setenv(fileio.FAIL_WRITE_ENV, failure)
+    monkeypatch.setenv("STYLEFA_TEMPLATE", str(good["fa"]))  # demo's cohort
+    monkeypatch.setattr(fileio, "_atomic_writes", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: a second thread only spins on a shared machine
+    try:
+        code = main(args)
+        err = capsys.readouterr().err.strip()
+        assert fileio._atomic_writes >= int(nth), f"{command} made only {fileio._atomic_writes} atomic writes: {err}"
+        reason = {"ENOSPC": "no space left on device", "EROFS": "read-only file system"}[name]
+        lines = [line for line in err.splitlines() if line.startswith(f"stylefa {command}: error")]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith(f"stylefa {command}: error: {out}") and lines[0].endswith(
+            f"{reason}; finished work kept, rerun to resume"), err
+        assert not [p for p in out.rglob("*") if ".tmp" in p.name], sorted(out.rglob("*"))
+        if nth != "1":
+            monkeypatch.delenv(fileio.FAIL_WRITE_ENV)
+            assert main(args) == 0, capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_matrix_is_documented():
     """docs/inputs.md lists every command of the matrix."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "inputs.md").read_text()

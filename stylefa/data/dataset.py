@@ -38,6 +38,25 @@ def read_dataset_json(root: Path) -> dict:
     return meta
 
 
+SLICE_HASH_CHARS = 16  # 64 bits of a slice's SHA-256: a chance collision in 10^9 slices is ~3e-2
+
+
+def content_of(images: np.ndarray) -> dict:
+    """The content identity ``prepare`` records in dataset.json: ``sha256`` over the whole
+    ``images`` array ([N, C, R, R] float32, row order) and ``slice_sha256``, the first
+    ``SLICE_HASH_CHARS`` hex digits of each slice's own SHA-256 (for leakage checks between splits
+    and for the identity of a split). Bytes are hashed as stored (little-endian float32)."""
+    import hashlib
+
+    whole = hashlib.sha256()
+    slices = []
+    for image in images:
+        data = np.ascontiguousarray(image, dtype="<f4").tobytes()
+        whole.update(data)
+        slices.append(hashlib.sha256(data).hexdigest()[:SLICE_HASH_CHARS])
+    return {"sha256": whole.hexdigest(), "slice_sha256": slices}
+
+
 def read_slice_rows(root: Path) -> list[dict]:
     path = root / "slices.csv"
     if not path.is_file():
@@ -146,8 +165,47 @@ class FADataset:
     def subjects(self) -> list[str]:
         return sorted({row["subject"] for row in self._rows})
 
+    def slice_hashes(self) -> list[str]:
+        """Per-slice content hashes of the whole dataset in index order (``content_of``): from
+        dataset.json, or computed from images.npy for a dataset prepared before they were recorded."""
+        recorded = (self.info.get("content") or {}).get("slice_sha256")
+        if recorded is None:
+            recorded = self.info.setdefault("content", content_of(self._open("images")))["slice_sha256"]
+        return recorded
+
+    def content_identity(self) -> dict:
+        """What this split trains on, independent of where the folder lies: its number of images,
+        subjects, mirroring and a SHA-256 over its slices' hashes in order (training snapshots keep
+        it so that an exact resume on other data is refused)."""
+        import hashlib
+
+        hashes = self.slice_hashes()
+        split = "".join(hashes[i] for i in self._indices)
+        return {"split": self.split, "num_images": len(self._rows), "xflip": self.xflip,
+                "subjects": self.subjects(), "sha256": hashlib.sha256(split.encode()).hexdigest()}
+
+    def training_overlap(self) -> list[str]:
+        """``key`` level ``L`` of each slice of this split whose content is also a training slice
+        (the same voxels under another subject or scan: a held-out slice the generator saw)."""
+        if self.split in ("train", "all"):
+            return []
+        hashes = self.slice_hashes()
+        train = {hashes[row["index"]] for row in read_slice_rows(self.root) if row["split"] == "train"}
+        return [f"{row['key']} level {row['level']}" for row in self._rows if hashes[row["index"]] in train]
+
     def __getitem__(self, idx: int):
         import torch
 
         image = torch.from_numpy(self.fa(idx)) * 2.0 - 1.0
         return image, torch.from_numpy(self.label(idx))
+
+
+def warn_training_overlap(dataset: "FADataset") -> None:
+    """One warning line on stderr when slices of ``dataset``'s split are also in its training split."""
+    import sys
+
+    leaked = dataset.training_overlap()
+    if leaked:
+        shown = ", ".join(leaked[:3]) + (f" (+{len(leaked) - 3} more)" if len(leaked) > 3 else "")
+        print(f"warning: {dataset.root}: {len(leaked)} slice(s) of split {dataset.split!r} have the same content as "
+              f"training slices ({shown}): the generator saw them in training", file=sys.stderr)

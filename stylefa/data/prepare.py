@@ -535,6 +535,9 @@ def _finalize(output: Path, work: Path, good: list[dict], bad: list[BadSubject],
         }
         if config.register:
             meta["qc"] = _write_qc(tmp, work, good, bad)
+        from stylefa.data.dataset import content_of  # the content identity (docs/train.md, "Exact resume")
+
+        meta["content"] = content_of(np.load(tmp / "images.npy", mmap_mode="r"))
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
         if "nvlabs-zip" in config.formats:
             from stylefa.data.nvlabs_zip import export_nvlabs_zip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def _metrics_list(text: str) -> tuple[str, ...]:
@@ -38,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--dlr", type=float, default=None, metavar="LR",
                    help="base Adam learning rate of D (default: the preset's; effective LR * 16/17)")
     p.add_argument("--mirror", action="store_true", help="add left-right mirrored copies of the data")
+    p.add_argument("--mbstd-group", type=int, default=None, metavar="N",
+                   help="minibatch-std group size (default: the preset's); must divide the per-process batch, "
+                        "so any number of processes trains the same D")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--tick", type=float, default=4.0, help="kimg between progress ticks (default: 4)")
     p.add_argument("--snap", type=int, default=50, help="ticks between snapshots (default: 50)")
@@ -103,6 +107,7 @@ def options_from_args(args: argparse.Namespace):
         workers=args.workers,
         desc=args.desc,
         dry_run=args.dry_run,
+        mbstd_group=args.mbstd_group,
     )
 
 
@@ -116,9 +121,13 @@ def handle_train(args: argparse.Namespace) -> int:
         from stylefa.train.loop import open_dataset, resolve_config
         from stylefa.train.options import summary_lines
 
-        dist = DistContext(device=resolve_device(options.device))
+        # Under torchrun the dry run shows what each of WORLD_SIZE processes would use (no process group).
+        world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        dist = DistContext(rank=rank, world_size=world_size, device=resolve_device(options.device))
         config = resolve_config(options, open_dataset(options), dist)
-        for line in summary_lines(config):
+        if rank != 0:
+            return 0
+        for line in summary_lines(config, world_size):
             print(line)
         print(json.dumps(config.to_dict(), indent=2))
         return 0

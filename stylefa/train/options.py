@@ -10,6 +10,8 @@ from its automatic batch size even when ``--batch`` overrides it.
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +99,7 @@ class TrainOptions:
     workers: int | None = None  # None: 0 on CPU (no process contention), 3 on CUDA
     desc: str | None = None
     dry_run: bool = False
+    mbstd_group: int | None = None  # minibatch-std group size (default: the preset's)
 
     def __post_init__(self):
         if self.cfg not in PRESETS:
@@ -122,6 +125,8 @@ class TrainOptions:
             raise InputError("--init-from starts a new run; it cannot be combined with --resume")
         if self.workers is not None and self.workers < 0:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
+        if self.mbstd_group is not None and self.mbstd_group < 1:
+            raise InputError(f"--mbstd-group must be >= 1, got {self.mbstd_group}")
 
 
 @dataclass(frozen=True)
@@ -290,7 +295,7 @@ def resolve(
     if batch % num_gpus != 0:
         raise InputError(f"--batch {batch} must be divisible by the number of processes ({num_gpus})")
     per_gpu = batch // num_gpus
-    mbstd = min(spec.mbstd if spec.mbstd is not None else 4, per_gpu)
+    mbstd = mbstd_group(options, spec, batch, num_gpus)
     channel_base = spec.channel_base if spec.channel_base is not None else (32768 if res >= 512 else 16384)
     lr = spec.lr if spec.lr is not None else (0.002 if res >= 1024 else 0.0025)
     if options.gamma is not None:
@@ -348,6 +353,29 @@ def resolve(
         init_from=options.init_from,
         compile=speed.compile,
     )
+
+
+def mbstd_group(options: TrainOptions, spec: Preset, batch: int, num_gpus: int) -> int:
+    """The minibatch-std group size, the same for any number of processes.
+
+    Each process's D sees only its own images, so a group cannot span processes. With the
+    rank-strided sampler (rank r holds global items r, r+K, ...) and the layer's strided groups,
+    K processes with group G form exactly the groups of one process with group G whenever G
+    divides the per-process batch (docs/train.md, "Several GPUs or nodes"); otherwise the run is
+    refused rather than silently given smaller groups (the reference's min(batch // gpus, 4))."""
+    group = options.mbstd_group if options.mbstd_group is not None else (spec.mbstd if spec.mbstd is not None else 4)
+    group = min(group, batch)  # as the layer itself does for a smaller minibatch
+    per_gpu = batch // num_gpus
+    if batch % group:
+        raise InputError(f"--batch {batch} is not a multiple of the minibatch-std group {group}; "
+                         f"use --mbstd-group with a divisor of {batch}")
+    if per_gpu % group:
+        raise InputError(
+            f"--batch {batch} on {num_gpus} processes gives {per_gpu} images per process, not a multiple of the "
+            f"minibatch-std group {group} (a group cannot span processes, and smaller groups would train another "
+            f"discriminator than one process); use --batch {group * num_gpus}, fewer processes, or "
+            f"--mbstd-group {math.gcd(per_gpu, group)} (then one process with it trains the same)")
+    return group
 
 
 def _describe(options: TrainOptions, batch: int, gamma: float) -> str:

@@ -162,9 +162,10 @@ def nifti_targets(path: str | os.PathLike, slices: Sequence[int] | None, slicing
 
 def dataset_targets(path: str | os.PathLike, split: str = "test", subjects: Sequence[str] | None = None,
                     max_targets: int | None = None, resolution: int | None = None) -> list[TargetSpec]:
-    from stylefa.data.dataset import FADataset
+    from stylefa.data.dataset import FADataset, warn_training_overlap
 
     dataset = FADataset(path, split=split)
+    warn_training_overlap(dataset)
     try:
         grid = SliceGrid.from_dict(dataset.info)
     except (KeyError, TypeError, ValueError):

@@ -77,11 +77,12 @@ class DatasetSource:
     """A split of a folder made by ``stylefa prepare``."""
 
     def __init__(self, path: str | os.PathLike, split: str):
-        from stylefa.data.dataset import FADataset
+        from stylefa.data.dataset import FADataset, warn_training_overlap
 
         self.root = Path(path)
         self.split = split
         self.dataset = FADataset(path, split)
+        warn_training_overlap(self.dataset)
         self.description = f"dataset {self.root} (split {split})"
         info = self.dataset.info
         try:

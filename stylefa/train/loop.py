@@ -364,6 +364,13 @@ def training_geometry(dataset) -> dict[str, Any]:
     return {key: info[key] for key in GEOMETRY_KEYS if key in info}
 
 
+def data_identity(dataset) -> dict[str, Any] | None:
+    """The training images' content identity (``FADataset.content_identity``), kept in every
+    snapshot; None for a dataset object that cannot tell."""
+    identity = getattr(dataset, "content_identity", None)
+    return identity() if callable(identity) else None
+
+
 def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, progress) -> TrainResult:
     from tqdm import tqdm
 
@@ -372,6 +379,7 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
     from stylefa.train.state import load_resume_state, snapshot_files, write_snapshot
 
     trainer = Trainer(config, dataset, dist, run_dir)
+    identity = data_identity(dataset) if dist.is_main else None
     if resume_meta is not None:
         trainer.restore(load_resume_state(resume_meta, device=dist.device))
     elif init_networks is not None:
@@ -458,13 +466,14 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
             finished_tick, finished_start = state.cur_tick, state.tick_start_nimg
             state.cur_tick, state.tick_start_nimg = finished_tick + 1, state.cur_nimg
             tensors, meta = trainer.resume_payload()
+            meta["data"] = identity
             state.cur_tick, state.tick_start_nimg = finished_tick, finished_start
             if main:
                 files = snapshot_files(run_dir, state.cur_nimg)
                 provenance = Provenance(source="train", kimg=state.cur_nimg / 1000,
                                         extra={"run_dir": run_dir.name, "cur_nimg": state.cur_nimg,
                                                "augment_p": p, "options": config.to_dict(),
-                                               "dataset": training_geometry(dataset)})
+                                               "dataset": training_geometry(dataset), "data": identity})
 
                 def save_nets(path: Path) -> None:
                     save_networks(path, G=trainer.G, G_ema=trainer.G_ema, D=trainer.D, provenance=provenance)
@@ -566,6 +575,7 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
     from stylefa.train.options import summary_lines
     from stylefa.train.state import (
         OPTIONS_FILE,
+        check_same_data,
         check_same_training,
         plan_run,
         remove_stale_temporaries,
@@ -587,7 +597,9 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
                 if plan.resume_meta is not None:
                     import json
 
-                    stored = ResolvedTrainConfig.from_dict(json.loads(plan.resume_meta.read_text())["options"])
+                    record = json.loads(plan.resume_meta.read_text())
+                    stored = ResolvedTrainConfig.from_dict(record["options"])
+                    check_same_data(record.get("data"), data_identity(dataset), plan.resume_meta)
                     check_same_training(stored.training_identity(), config.training_identity(), plan.resume_meta)
                     # A resumed warm start still records where it started.
                     config = dataclasses.replace(config, init_from=stored.init_from, init_kimg=stored.init_kimg)
@@ -607,7 +619,7 @@ def run_training(options, dataset=None, progress: bool = True) -> TrainResult:
             start = "resuming from " + str(plan.resume_meta) if plan.resume_meta else (
                 "fine-tuning from " + str(plan.init_networks) if plan.init_networks else "new run")
             print(f"stylefa train: {plan.run_dir} ({start}, {dist.world_size} process(es) on {dist.device})", flush=True)
-            for line in summary_lines(config):
+            for line in summary_lines(config, dist.world_size):
                 print("  " + line, flush=True)
         return training_loop(config, dataset, dist, plan.run_dir, resume_meta=plan.resume_meta,
                              init_networks=plan.init_networks, progress=progress)

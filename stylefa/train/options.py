@@ -394,14 +394,16 @@ def _describe(options: TrainOptions, batch: int, gamma: float) -> str:
     return "-".join(parts)
 
 
-def summary_lines(config: ResolvedTrainConfig) -> list[str]:
-    """Human-readable lines with base and effective learning rates (as printed at start)."""
+def summary_lines(config: ResolvedTrainConfig, processes: int = 1) -> list[str]:
+    """Human-readable lines with base and effective learning rates (as printed at start); the
+    minibatch-std group with the per-process batch when ``processes`` > 1."""
+    per_process = f" ({config.batch // processes} images per process x {processes} processes)" if processes > 1 else ""
     g_lr, g_betas = config.optim.effective(config.loss.pl_interval, "G")
     d_lr, d_betas = config.optim.effective(config.loss.r1_interval, "D")
     return [
         f"resolution {config.resolution}, labels {config.label_dim}, batch {config.batch}, cfg {config.cfg}",
         f"G channels base {config.G.synthesis.channel_base} max {config.G.synthesis.channel_max}, "
-        f"mapping layers {config.G.mapping.num_layers}, mbstd group {config.D.epilogue.mbstd_group_size}",
+        f"mapping layers {config.G.mapping.num_layers}, mbstd group {config.D.epilogue.mbstd_group_size}{per_process}",
         f"Adam base lr G {config.optim.base_lr('G'):g} D {config.optim.base_lr('D'):g}, betas {tuple(config.optim.betas)}; "
         f"effective G lr {g_lr:.6g} betas ({g_betas[0]:.6g}, {g_betas[1]:.6g}) [Greg every {config.loss.pl_interval}], "
         f"D lr {d_lr:.6g} betas ({d_betas[0]:.6g}, {d_betas[1]:.6g}) [Dreg every {config.loss.r1_interval}]",

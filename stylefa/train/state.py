@@ -412,10 +412,53 @@ def plan_run(outdir: str | os.PathLike, desc: str, resume: str | None) -> RunPla
     return RunPlan(run_dir=new_run_dir(outdir, desc), init_networks=path)
 
 
+# Names in words for the options a resume refusal most often meets; others by their dotted key.
+_OPTION_WORDS = {"batch": "batch", "loss.r1_gamma": "R1 gamma", "D.epilogue.mbstd_group_size": "mbstd group",
+                 "seed": "seed", "mirror": "mirror", "cfg": "cfg", "resolution": "resolution",
+                 "optim.lr": "learning rate", "ema_kimg": "G_ema half-life (kimg)", "augment.mode": "augment mode",
+                 "augment.pipe": "augment pipe", "precision": "precision", "label_dim": "labels"}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def check_same_training(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    """Refuse to resume with options that change the optimisation (listing what differs)."""
-    diffs = sorted(key for key in set(stored) | set(current) if stored.get(key) != current.get(key))
+    """Refuse to resume with options that change the optimisation, naming each difference in
+    words ("mbstd group 4 in the snapshot vs 2 now")."""
+    old, new = _flatten(stored), _flatten(current)
+    diffs = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     if diffs:
-        shown = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in diffs[:3])
-        more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
-        raise InputError(f"cannot resume: training options differ from the snapshot's ({shown}{more})", path)
+        diffs.sort(key=lambda k: (k not in _OPTION_WORDS, k))
+        shown = "; ".join(f"{_OPTION_WORDS.get(k, k)} {_short(old.get(k))} in the snapshot vs {_short(new.get(k))} now"
+                          for k in diffs[:4])
+        more = f" (+{len(diffs) - 4} more)" if len(diffs) > 4 else ""
+        raise InputError(f"cannot resume: training options differ from the snapshot's ({shown}{more}); "
+                         "resume with the run's options, or start a new run with --init-from", path)
+
+
+def _describe_data(identity: dict[str, Any]) -> str:
+    subjects = identity.get("subjects") or []
+    names = ", ".join(subjects[:2]) + (f" +{len(subjects) - 2}" if len(subjects) > 2 else "")
+    return f"{identity.get('num_images')} images of {names or '?'}, content {str(identity.get('sha256'))[:12]}"
+
+
+def check_same_data(stored: dict[str, Any] | None, current: dict[str, Any] | None, meta_path: Path) -> None:
+    """Refuse an exact resume on other training images (content, not path: a dataset may move).
+    Snapshots written before the identity was recorded cannot be compared and are accepted."""
+    if not stored or not current or stored.get("sha256") == current.get("sha256"):
+        return
+    network = meta_path.with_name(meta_path.name.replace("resume-", "network-snapshot-").replace(".json", ".safetensors"))
+    raise InputError(f"cannot resume: the training data differ from the snapshot's (snapshot: {_describe_data(stored)}; "
+                     f"now: {_describe_data(current)}); to continue on other data start a new run with "
+                     f"--init-from {network}", meta_path)

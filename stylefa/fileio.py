@@ -61,7 +61,8 @@ WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quo
                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                 errno.EPERM: "operation not permitted"}
 # Test hook: "ENOSPC:3" (or EROFS, EACCES, ...) makes the 3rd atomic write of this process fail
-# with that error after its temp file was written, as a disk that fills up mid-job does.
+# with that error after its temp file was written, as a disk that fills up mid-job does; "KILL:3"
+# ends the process there with os._exit(137), as kill -9 would.
 FAIL_WRITE_ENV = "STYLEFA_TEST_FAIL_WRITE"
 _atomic_writes = 0
 
@@ -73,6 +74,8 @@ def _injected_write_failure(path: Path) -> None:
     if spec:
         name, nth = spec.split(":")
         if int(nth) == _atomic_writes:
+            if name == "KILL":
+                os._exit(137)
             code = getattr(errno, name)
             raise OSError(code, os.strerror(code), str(path))
 

@@ -134,11 +134,23 @@ def write_target(outdir: Path, result: TargetResult, run_record: dict) -> dict:
 
 
 def read_row(outdir: Path, target_id: str) -> dict | None:
+    """A finished target's summary row; metrics that a killed or failed run left empty (the
+    second step of ``write_target``) are computed from the folder's arrays and recorded now."""
     path = outdir / target_id / RESULT_FILE
     try:
-        return json.loads(path.read_text())["summary"]
+        record = json.loads(path.read_text())
+        row = record["summary"]
     except (OSError, ValueError, KeyError):
         return None
+    if row.get("ssim") == "":
+        folder = path.parent
+        target, projected = np.load(folder / "target.npy"), np.load(folder / "projected.npy")
+        row.update(ssim=ssim_fa(target, projected), mse=mse_fa(target, projected))
+        if (folder / "pti_projected.npy").is_file():
+            pti = np.load(folder / "pti_projected.npy")
+            row.update(pti_ssim=ssim_fa(target, pti), pti_mse=mse_fa(target, pti))
+        write_text(path, json.dumps(dict(record, summary=row), indent=2) + "\n")
+    return row
 
 
 def write_summary(outdir: Path, target_ids: list[str]) -> tuple[Path, int]:

@@ -294,7 +294,6 @@ def resolve(
         batch = max(min(num_gpus * min(4096 // res, 32), 64), num_gpus)
     if batch % num_gpus != 0:
         raise InputError(f"--batch {batch} must be divisible by the number of processes ({num_gpus})")
-    per_gpu = batch // num_gpus
     mbstd = mbstd_group(options, spec, batch, num_gpus)
     channel_base = spec.channel_base if spec.channel_base is not None else (32768 if res >= 512 else 16384)
     lr = spec.lr if spec.lr is not None else (0.002 if res >= 1024 else 0.0025)

@@ -82,7 +82,7 @@ def test_resume_refuses_different_training_options(tmp_path, capsys):
                  "--gamma", "5", "--kimg", "0.008", "--resume", "auto"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "cannot resume: training options differ" in err and "loss" in err
+    assert "cannot resume: training options differ" in err and "R1 gamma 0.0128 in the snapshot vs 5.0 now" in err
     assert len(err.strip().splitlines()) == 1
 
 

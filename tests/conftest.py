@@ -24,3 +24,14 @@ def _few_threads():
 
     tune_cpu_allocator()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks trained in-process: a second intra-op thread only spins on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

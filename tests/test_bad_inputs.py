@@ -435,12 +435,10 @@ FULL_DISK_RUNS = [(c, a, f) for c, a, failures in FULL_DISK_CASES for f in failu
 
 @pytest.mark.parametrize("command, argv, failure", FULL_DISK_RUNS, ids=[f"{c}:{f}" for c, _, f in FULL_DISK_RUNS])
 def test_full_disk_or_read_only_mid_job_is_one_line_and_resumable(command, argv, failure, good, tmp_path, capsys,
-                                                                   monkeypatch):
+                                                                   monkeypatch, one_torch_thread):
     """A write failing with ENOSPC / EROFS (injected: stylefa.fileio's test hook fails the Nth
     atomic write of the process after its temp file was written) -> one line naming the path, exit
     2, no temp file left; after 'freeing space' a rerun finishes."""
-    import torch
-
     from stylefa import fileio
 
     out = tmp_path / "out"
@@ -450,23 +448,18 @@ def test_full_disk_or_read_only_mid_job_is_one_line_and_resumable(command, argv,
     monkeypatch.setenv(fileio.FAIL_WRITE_ENV, failure)
     monkeypatch.setenv("STYLEFA_TEMPLATE", str(good["fa"]))  # demo's cohort
     monkeypatch.setattr(fileio, "_atomic_writes", 0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: a second thread only spins on a shared machine
-    try:
-        code = main(args)
-        err = capsys.readouterr().err.strip()
-        assert fileio._atomic_writes >= int(nth), f"{command} made only {fileio._atomic_writes} atomic writes: {err}"
-        reason = {"ENOSPC": "no space left on device", "EROFS": "read-only file system"}[name]
-        lines = [line for line in err.splitlines() if line.startswith(f"stylefa {command}: error")]
-        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-        assert lines[0].startswith(f"stylefa {command}: error: {out}") and lines[0].endswith(
-            f"{reason}; finished work kept, rerun to resume"), err
-        assert not [p for p in out.rglob("*") if ".tmp" in p.name], sorted(out.rglob("*"))
-        if nth != "1":
-            monkeypatch.delenv(fileio.FAIL_WRITE_ENV)
-            assert main(args) == 0, capsys.readouterr().err
-    finally:
-        torch.set_num_threads(threads)
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert fileio._atomic_writes >= int(nth), f"{command} made only {fileio._atomic_writes} atomic writes: {err}"
+    reason = {"ENOSPC": "no space left on device", "EROFS": "read-only file system"}[name]
+    lines = [line for line in err.splitlines() if line.startswith(f"stylefa {command}: error")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"stylefa {command}: error: {out}") and lines[0].endswith(
+        f"{reason}; finished work kept, rerun to resume"), err
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name], sorted(out.rglob("*"))
+    if nth != "1":
+        monkeypatch.delenv(fileio.FAIL_WRITE_ENV)
+        assert main(args) == 0, capsys.readouterr().err
 
 
 def test_matrix_is_documented():

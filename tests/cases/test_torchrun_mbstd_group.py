@@ -24,12 +24,7 @@ from tests.train.blob_dataset import write_blob_dataset
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("cfg, batch, processes, group", [("tiny", 4, 1, 4), ("tiny", 8, 2, 4), ("small", 32, 2, 16),

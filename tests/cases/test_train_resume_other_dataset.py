@@ -17,14 +17,7 @@ from tests.train.blob_dataset import write_blob_dataset
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: a second thread only spins on a shared machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TRAIN = ["--cfg", "tiny", "--batch", "4", "--kimg", "0.004", "--tick", "0.004", "--snap", "1", "--aug", "noaug",

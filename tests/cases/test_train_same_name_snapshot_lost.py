@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from stylefa.train.state import find_latest_snapshot
 from tests.train.blob_dataset import write_blob_dataset
+from tests.train.kill import kill_in_paused_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,20 +31,7 @@ def test_kill_in_a_same_named_snapshot_keeps_the_previous_one(tmp_path):
     data = write_blob_dataset(tmp_path / "data")
     out = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", STYLEFA_TEST_PAUSE_WRITE="3:120")
-    proc = subprocess.Popen(_cli(data, out, 0.02), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stderr:
-            if "STYLEFA_TEST: pausing in write" in line:
-                break
-        else:
-            pytest.fail("the trainer never reached its third snapshot")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert kill_in_paused_write(_cli(data, out, 0.02), env, ROOT), "the trainer never reached its third snapshot"
     run_dir = next(out.iterdir())
     latest = find_latest_snapshot(run_dir)
     assert latest is not None and latest.name == "resume-000000.json"

@@ -1,5 +1,6 @@
 """A projection run killed (os._exit, as kill -9) in the middle of any atomic write leaves each
-target's result folder complete or absent; the rerun finishes and equals an undisturbed run."""
+target's result folder complete or absent; the rerun finishes and equals an undisturbed run (--batch 1:
+batched targets share float reductions, so only one-target batches are bit-reproducible alone)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_kill_at_any_write_then_rerun_equals_an_undisturbed_run(tmp_path):
         if kill_at is not None:
             env[FAIL_WRITE_ENV] = f"KILL:{kill_at}"
         cmd = [sys.executable, "-m", "stylefa", "project", "--network", str(net), "--outdir", str(out),
-               "--perceptual", "mse", "--steps", "2", "--w-avg-samples", "50", "--device", "cpu",
+               "--perceptual", "mse", "--steps", "2", "--w-avg-samples", "50", "--device", "cpu", "--batch", "1",
                "--targets", *map(str, targets)]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 

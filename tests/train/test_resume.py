@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from stylefa.train.options import TrainOptions
 from stylefa.train.state import find_latest_snapshot
 
 from .blob_dataset import write_blob_dataset
+from .kill import kill_in_paused_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,27 +97,12 @@ def test_sigkill_mid_snapshot_keeps_previous_snapshot(tmp_path):
     data = write_blob_dataset(tmp_path / "data", n=40, res=16)
     out = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", STYLEFA_TEST_PAUSE_WRITE="2:120")
-    proc = subprocess.Popen(_cli(data, out, 3), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 240
-        paused = False
-        while time.time() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            if "STYLEFA_TEST: pausing in write" in line:
-                paused = True
-                break
-        assert paused, "the training process never reached the second snapshot"
-        run_dir = next(out.iterdir())
-        assert list(run_dir.glob(".resume-000001.safetensors.*"))  # the write really is half done
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def half_done():  # the write really is half done
+        assert list(next(out.iterdir()).glob(".resume-000001.safetensors.*"))
+
+    assert kill_in_paused_write(_cli(data, out, 3), env, ROOT, half_done), \
+        "the training process never reached the second snapshot"
+    run_dir = next(out.iterdir())
 
     latest = find_latest_snapshot(run_dir)
     assert latest is not None and latest.name == "resume-000000.json"

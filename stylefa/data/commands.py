@@ -123,6 +123,9 @@ def _run_fa_batch(args) -> None:
                          args.output)
     result = fa_cohort(args.inputs, args.output, _fa_config(args), workers=args.workers,
                        write_md=args.md is not None, skip_bad=args.skip_bad)
+    from stylefa.data.prepare_cli import print_discovery
+
+    print_discovery("fa", result.discovery)
     for item in result.skipped:
         tqdm.write(f"stylefa fa: skipped {item.line()}")
     reused = f", {len(result.reused)} already done" if result.reused else ""

@@ -191,6 +191,7 @@ class _Search:
         self.result = Discovery()
         self.seen_files: dict[str, Path] = {}  # resolved path -> first path met
         self.seen_folders: dict[str, Path] = {}
+        self.usable = 0  # files taken or already taken: an item that met only those is not empty
 
     def _nifti_like(self, name: str, in_glob: bool = False) -> bool:
         """A name the rules take, reading a pair's .hdr/.img as its .nii."""
@@ -213,6 +214,7 @@ class _Search:
             return False
         if filtered and not self._nifti_like(path.name, in_glob):
             return False
+        met = path
         if _lower_endswith(path.name, PAIR_HEADER_SUFFIXES + PAIR_IMAGE_SUFFIXES):
             header, complete = _pair_partner(path)
             if complete:
@@ -226,18 +228,18 @@ class _Search:
             if reason:
                 self.skip(path, EXCLUDED, reason)
                 return False
+        self.usable += 1
         resolved = os.path.realpath(path)
         first = self.seen_files.get(resolved)
         if first is not None:
-            if first != path:
-                self.skip(path, SAME_FILE, f"the same file as {first}")
+            self.skip(met, SAME_FILE, f"the same file as {first}" if first != met else "named twice")
             return False
         self.seen_files[resolved] = path
         self.result.found.append(Found(path, root))
         return True
 
     def folder(self, root: Path) -> int:
-        before = len(self.result.found)
+        before = self.usable
         errors: list[OSError] = []
         self.seen_folders.setdefault(os.path.realpath(root), root)
         for current, dirnames, filenames in os.walk(root, followlinks=True, onerror=errors.append):
@@ -268,7 +270,7 @@ class _Search:
         for exc in errors:
             self.skip(Path(exc.filename or root), UNREADABLE, f"not available: folder cannot be read "
                                                                f"({exc.strerror or exc})")
-        return len(self.result.found) - before
+        return self.usable - before
 
     def item(self, item: str) -> None:
         path = Path(item)
@@ -286,11 +288,11 @@ class _Search:
             self.skip(path, BROKEN_SYMLINK, missing_file_problem(path))
             return
         if glob.has_magic(item):
-            met, found = len(self.result.skipped), len(self.result.found)
+            met, usable = len(self.result.skipped), self.usable
             for match in sorted(glob.glob(os.path.expanduser(item), recursive=True)):
                 if not os.path.isdir(match):
                     self.take(Path(match), None, filtered=True, in_glob=True)
-            if len(self.result.found) == found and not any(s.kind in UNAVAILABLE for s in self.result.skipped[met:]):
+            if self.usable == usable and not any(s.kind in UNAVAILABLE for s in self.result.skipped[met:]):
                 raise InputError(f"pattern matches no {self.rules.what}", item)
             return
         raise InputError("file not found", path)

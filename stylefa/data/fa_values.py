@@ -81,7 +81,7 @@ def _looks_like(s: ValueSummary) -> tuple[str, str] | None:
         unit = "m^2/s" if s.p99 < SI_DIFFUSIVITY_P99_MAX else "mm^2/s"
         return (f"a diffusivity in {unit} (MD, AD, RD or a tensor eigenvalue)",
                 "an FA map's white matter reaches 0.4-0.9; give the FA map")
-    if s.minimum == s.maximum:
+    if s.minimum == s.maximum and (s.maximum == 1.0 or s.maximum > FA_FORMULA_MAX):
         return f"a mask (every non-zero voxel is {s.maximum:g})", "give the FA map"
     if s.maximum <= FA_FORMULA_MAX:
         return None
@@ -108,7 +108,7 @@ def not_fa_problem(data: np.ndarray) -> str | None:
         return None
     what, advice = verdict
     return (f"values {s.minimum:.3g} to {s.maximum:.3g} (median {s.p50:.3g}, 99th percentile {s.p99:.3g} of the "
-            f"{s.count} non-zero voxels) look like {what}, not FA; {advice}")
+            f"{s.count} non-zero voxels) look like {what}, not an FA map; {advice}")
 
 
 __all__ = ["ValueSummary", "value_summary", "not_fa_problem", "DIFFUSIVITY_P99_MAX"]

@@ -177,7 +177,7 @@ def test_fa_on_a_bids_folder(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "wrote FA maps of 2 series to OUT, skipped 1 bad series" in captured.out
     assert "bids/.git: hidden folder" in captured.err
-    assert sorted(str(p.relative_to("OUT")) for p in (tmp_path / "OUT").rglob("*_FA.nii.gz")) == [
+    assert sorted(str(p.relative_to(tmp_path / "OUT")) for p in (tmp_path / "OUT").rglob("*_FA.nii.gz")) == [
         "sub-01/dwi/sub-01_desc-DTI_FA.nii.gz", "sub-03/dwi/sub-03_desc-DTI_FA.nii.gz"]
 
 

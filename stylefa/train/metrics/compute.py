@@ -170,15 +170,16 @@ def _real_side(dataset, max_real: int | None) -> str:
     return what + (f" (--max-real {max_real})" if max_real is not None else "")
 
 
-def check_image_counts(names, num_real: int | None, num_gen: int, config: MetricsConfig, dataset=None) -> list[str]:
+def check_image_counts(names, num_real: int | None, num_gen: int, config: MetricsConfig, dataset=None,
+                       feature_dim: int = FEATURE_DIM) -> list[str]:
     """Refuse FID/KID that cannot mean anything; return the notes on those that mean little.
 
     ``num_real``: real images to be used (None: unknown until read, e.g. a bare iterable).
     Raises ``InputError`` (naming the dataset) when either side has fewer than ``MIN_IMAGES`` (2):
     one image has no covariance (FID would be |mu_r - mu_g|^2 + tr(Sigma_g), not a distance) and
     KID's unbiased estimate divides by m - 1. Returns notes (for the JSON and stderr) when FID
-    uses fewer images than the ``FEATURE_DIM`` (2048) feature dimensions, and when KID's subsets
-    are smaller than asked.
+    uses fewer images than ``feature_dim`` (Inception's 2048) feature dimensions, and when KID's
+    subsets are smaller than asked.
     """
     if num_gen < MIN_IMAGES:
         raise InputError(f"--num-gen must be at least {MIN_IMAGES}")
@@ -189,9 +190,9 @@ def check_image_counts(names, num_real: int | None, num_gen: int, config: Metric
     notes = []
     if "fid" in names:
         small = [f"{n} {side}" for n, side in ((num_real, "real"), (num_gen, "generated"))
-                 if n is not None and n < FEATURE_DIM]
+                 if n is not None and n < feature_dim]
         if small:
-            notes.append(f"FID from {' and '.join(small)} images, fewer than the {FEATURE_DIM} feature dimensions: "
+            notes.append(f"FID from {' and '.join(small)} images, fewer than the {feature_dim} feature dimensions: "
                          f"the covariance is rank-deficient and FID is biased upward at small n (Chong & Forsyth "
                          f"2020); compare only FIDs computed with the same numbers of images")
     if "kid" in names and num_real is not None:
@@ -244,7 +245,8 @@ def measure_metrics(G, dataset, names, config: MetricsConfig | None = None,
     finally:
         if was_training:
             G.train()
-    notes = check_image_counts(names, real.num_items, gen.num_items, config, dataset)  # an iterable's count
+    # Again with the counts read (an iterable's is known only now) and the features' dimension.
+    notes = check_image_counts(names, real.num_items, gen.num_items, config, dataset, len(real.raw_sum))
     results = {}
     if "fid" in names:
         mu_real, sigma_real = real.mean_cov()

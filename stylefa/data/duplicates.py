@@ -4,9 +4,11 @@ Mangled DICOM headers, copied or renamed files and a git-annex object reached be
 symlink give one scan two subject ids; subject-disjoint splits then put the same voxels in
 ``train`` and ``test``, and a "held-out" slice was trained on. Two inputs are the same scan when
 
-- their **voxels** are equal: the SHA-256 of the loaded FA (float32, reoriented to RAS, shape
-  included; ``voxel_sha256``) is independent of the file format (.nii, .nii.gz, .hdr/.img),
-  compression, header (affine, description, intent), storage orientation and file name; or
+- their **voxels** are equal: the SHA-256 of the loaded FA (float32, shape included;
+  ``voxel_sha256``), taken both in storage order (whatever the header says: a copy whose
+  orientation was mangled) and reoriented to RAS (a copy saved in another orientation), is
+  independent of the file format (.nii, .nii.gz, .hdr/.img), compression, header (affine,
+  description, intent) and file name; or
 - their **slices** (as cut for the dataset) agree to within ``DUPLICATE_FA_TOLERANCE`` FA at every
   pixel: a copy saved at another precision (FA stored as 8-bit or x1000 integers with a scale
   factor, or float64) differs from its source by at most half a quantisation step (1/510 for
@@ -65,7 +67,8 @@ def find_duplicates(infos: list[dict], load_slices: Callable[[dict], np.ndarray]
                     tolerance: float = DUPLICATE_FA_TOLERANCE) -> list[Duplicate]:
     """Every input of ``infos`` (in order) that repeats an earlier one, paired with that one.
 
-    ``infos`` need ``voxel_sha256``, ``slice_means``, ``subject`` and ``source``;
+    ``infos`` need ``voxel_sha256`` (RAS order), ``stored_sha256`` (storage order), ``slice_means``,
+    ``subject`` and ``source``;
     ``load_slices(info)`` returns its FA slices [S, R, R] (read only for near-equal candidates).
     """
     means = np.asarray([info["slice_means"] for info in infos], dtype=np.float64).reshape(len(infos), -1)
@@ -73,9 +76,11 @@ def find_duplicates(infos: list[dict], load_slices: Callable[[dict], np.ndarray]
     by_digest: dict[str, dict] = {}
     out: list[Duplicate] = []
     for index, info in enumerate(infos):
-        first = by_digest.get(info["voxel_sha256"])
+        digests = [info["voxel_sha256"], info.get("stored_sha256")]
+        first = next((by_digest[d] for d in digests if d in by_digest), None)
         if first is not None:
-            out.append(Duplicate(first, info, f"the same voxels (sha256 {info['voxel_sha256'][:16]})"))
+            digest = next(d for d in digests if d in by_digest)
+            out.append(Duplicate(first, info, f"the same voxels (sha256 {digest[:16]})"))
             continue
         match = None
         if kept:
@@ -90,7 +95,7 @@ def find_duplicates(infos: list[dict], load_slices: Callable[[dict], np.ndarray]
         if match is not None:
             out.append(match)
             continue
-        by_digest[info["voxel_sha256"]] = info
+        by_digest.update({d: info for d in digests if d})
         kept.append(index)
     return out
 

@@ -276,6 +276,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
         "notes": notes,
         # One scan under two names (stylefa.data.duplicates): the loaded voxels, the cut slices.
         "voxel_sha256": voxel_sha256(volume.data),
+        "stored_sha256": voxel_sha256(raw.data),
         "slice_means": slice_means(fa),
     }
     return fa.astype(np.float32), masks, info

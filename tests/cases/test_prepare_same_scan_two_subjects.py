@@ -1,7 +1,8 @@
 """../shared/cases/prepare-same-scan-two-subjects: one scan under two subject ids is refused by
 ``prepare`` naming both files (``--drop-duplicates`` keeps the first and reports the other), for
 every way a copy can be stored: the same bytes, another format (.nii, .hdr/.img), another
-header, another storage orientation, another precision (8-bit, x1000 integers)."""
+header (another origin, a mislabelled orientation), another storage orientation, another precision
+(8-bit, x1000 integers)."""
 
 import json
 import shutil
@@ -69,6 +70,9 @@ def _copy_as(kind, source, folder):
         copy.header["descrip"] = b"another scanner export"
         path = folder / "sub-02_FA.nii.gz"
         nib.save(copy, path)
+    elif kind == "mislabelled":  # mangled orientation: the header says RAS where the voxels are LAS
+        path = folder / "sub-02_FA.nii.gz"
+        nib.save(nib.Nifti1Image(data, np.diag([-1.0, 1.0, 1.0, 1.0]) @ image.affine), path)
     elif kind == "reoriented":  # RAS on disk instead of LAS: same voxels, other storage order
         path = folder / "sub-02_FA.nii.gz"
         nib.save(nib.as_closest_canonical(nib.Nifti1Image(data, image.affine)), path)
@@ -83,7 +87,7 @@ def _copy_as(kind, source, folder):
     return path
 
 
-@pytest.mark.parametrize("kind", ["nii", "pair", "header", "reoriented", "uint8", "int16x1000"])
+@pytest.mark.parametrize("kind", ["nii", "pair", "header", "mislabelled", "reoriented", "uint8", "int16x1000"])
 def test_every_kind_of_copy_is_one_scan(shared_dir, tmp_path, capsys, kind):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -96,7 +100,7 @@ def test_every_kind_of_copy_is_one_scan(shared_dir, tmp_path, capsys, kind):
     assert main(["prepare", str(folder), "-o", str(out), *PREPARE]) == 2
     err = capsys.readouterr().err
     assert f"error: {copy}: has the same " in err and f"as {original}: one scan under two subject ids" in err
-    exact = kind in ("nii", "pair", "reoriented", "header")
+    exact = kind in ("nii", "pair", "reoriented", "header", "mislabelled")
     assert ("the same voxels (sha256" in err) == exact  # else: the same slices within a quantisation step
     assert not out.exists()
 

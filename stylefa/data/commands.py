@@ -65,8 +65,13 @@ def _is_single(args) -> bool:
 
 
 def _run_fa(args) -> None:
+    import os
+
+    from stylefa.discovery import missing_file_problem
     from stylefa.errors import InputError
 
+    if len(args.inputs) == 1 and os.path.islink(args.inputs[0]) and not os.path.exists(args.inputs[0]):
+        raise InputError(missing_file_problem(args.inputs[0]), args.inputs[0])  # a git-annex file not fetched
     if args.bval is not None or args.bvec is not None or args.mask is not None:
         if len(args.inputs) == 1 and not Path(args.inputs[0]).exists():
             raise InputError("file not found", args.inputs[0])

@@ -173,6 +173,9 @@ def test_fa_on_a_bids_folder(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "error: bids/sub-02/dwi/sub-02_dwi.nii: not available: broken symlink into a git-annex store" in err
     assert not os.path.exists("OUT")
+    # Named alone, as one series: the same hint (not "file not found").
+    assert main(["fa", "bids/sub-02/dwi/sub-02_dwi.nii", "-o", "one_FA.nii.gz"]) == 2
+    assert "sub-02_dwi.nii: not available: broken symlink into a git-annex store" in capsys.readouterr().err
     assert main(["fa", "bids", "-o", "OUT", "--skip-bad"]) == 0
     captured = capsys.readouterr()
     assert "wrote FA maps of 2 series to OUT, skipped 1 bad series" in captured.out
@@ -193,4 +196,7 @@ def test_study_and_lesion_globs_use_the_same_discovery(case, tmp_path, capsys, m
     assert err.startswith("stylefa study: error: annex/sub-02/sub-02_FA.nii.gz: not available: broken symlink")
     with pytest.raises(InputError, match="datalad get"):
         expand_paths(["annex/sub-*/*.nii.gz"], "lesion mask")
+    code = main(["project", "--network", str(demo_model_path()), "--nifti", "annex/sub-02/sub-02_FA.nii.gz",
+                 "--outdir", "P", "--steps", "2", "--device", "cpu", "--perceptual", "mse"])
+    assert code == 2 and "annex/sub-02/sub-02_FA.nii.gz: not available: broken symlink" in capsys.readouterr().err
     assert expand_paths(["linked"], "lesion mask") == ["linked/sub-04/sub-04_FA.nii.gz", "linked/sub-05/sub-05_FA.nii.gz"]

@@ -13,9 +13,9 @@ voxels show at once:
 - a binary mask (one non-zero value).
 
 The thresholds are measured (``benchmarks/fa_value_maps.py``, table in docs/inputs.md): the
-lowest 99th percentile of the 16 real FA maps is 0.66 and the highest of the 60 diffusivity
-maps 0.0046; ``DIFFUSIVITY_P99_MAX`` = 0.1 sits between them with a factor 6.6 to spare on the FA
-side and 20 on the diffusivity side.
+lowest 99th percentile of the 12 real FA maps is 0.714 and the highest of the 55 diffusivity
+maps 0.0042; ``DIFFUSIVITY_P99_MAX`` = 0.1 sits between them with a factor 7 to spare on the FA
+side and 24 on the diffusivity side.
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 
 FA_FORMULA_MAX = math.sqrt(1.5)
-# 99th percentile of the non-zero voxels: real FA maps 0.66-0.97, diffusivities (mm^2/s) <= 0.0046.
+# 99th percentile of the non-zero voxels: real FA maps 0.714-1.08, diffusivities (mm^2/s) <= 0.0042.
 DIFFUSIVITY_P99_MAX = 0.1
-# Below this a diffusivity is in m^2/s, not mm^2/s (mm^2/s maps measured >= 5e-4).
+# Below this a diffusivity is in m^2/s, not mm^2/s (mm^2/s maps measured: 99th percentile >= 0.0015).
 SI_DIFFUSIVITY_P99_MAX = 1e-5
-# The tensor mode: measured 21-45% of the brain negative; FA maps (even interpolated) 0%.
+# The tensor mode: measured 31-35% of the brain negative; FA maps (even interpolated) 0%.
 MODE_NEGATIVE_FRACTION_MIN = 0.05
-# A scaled FA (x100, x1000, ...) divided back has its 99th percentile inside the FA range.
-FA_P99_RANGE = (0.3, 1.0)
+# A scaled FA (x100, x1000, ...) divided back has its 99th percentile inside the FA range
+# (measured 0.714-1.08: the niivue subject's fit artefacts reach above 1).
+FA_P99_RANGE = (0.3, FA_FORMULA_MAX)
 SCALED_FA = ((100.0, "FA in percent (0-100)"), (255.0, "FA stored as 8-bit integers (0-255)"),
              (1000.0, "FA x 1000"), (10000.0, "FA x 10000"))
-# A diffusivity in um^2/ms (= 1e-3 mm^2/s): median 0.3-1.5 (tissue), 99th percentile 1.5-6 (CSF).
+# A diffusivity in um^2/ms (= 1e-3 mm^2/s): measured median 0.66-1.38, 99th percentile 1.8-3.6 (CSF).
 MICRO_DIFFUSIVITY_P50 = (0.2, 1.6)
 MICRO_DIFFUSIVITY_P99 = (1.3, 6.0)
 

@@ -73,14 +73,14 @@ def find_duplicates(infos: list[dict], load_slices: Callable[[dict], np.ndarray]
     """
     means = np.asarray([info["slice_means"] for info in infos], dtype=np.float64).reshape(len(infos), -1)
     kept: list[int] = []
-    by_digest: dict[str, dict] = {}
+    by_digest: dict[tuple[str, str], dict] = {}  # like with like: RAS order with RAS order, stored with stored
     out: list[Duplicate] = []
     for index, info in enumerate(infos):
-        digests = [info["voxel_sha256"], info.get("stored_sha256")]
+        digests = [("ras", info["voxel_sha256"]), ("stored", info.get("stored_sha256"))]
         first = next((by_digest[d] for d in digests if d in by_digest), None)
         if first is not None:
             digest = next(d for d in digests if d in by_digest)
-            out.append(Duplicate(first, info, f"the same voxels (sha256 {digest[:16]})"))
+            out.append(Duplicate(first, info, f"the same voxels (sha256 {digest[1][:16]})"))
             continue
         match = None
         if kept:
@@ -95,7 +95,7 @@ def find_duplicates(infos: list[dict], load_slices: Callable[[dict], np.ndarray]
         if match is not None:
             out.append(match)
             continue
-        by_digest.update({d: info for d in digests if d})
+        by_digest.update({d: info for d in digests if d[1]})
         kept.append(index)
     return out
 

@@ -4,9 +4,9 @@
 
 For every real FA map we have (../shared/data/fa, FA from each real DWI series of
 ../shared/data/dwi and ../shared/data/pepolar through ``stylefa fa``'s own fit, dipy's bundled
-small_64D crop, a few simulated cohort subjects) and for the tensor maps FA is confused with
-(MD, AD, RD, the eigenvalues L1-L3 and the mode MO from dipy's tensor fit of the same series,
-the shared MD case map), prints the statistics of the non-zero voxels that
+small_64D crop) and for the maps FA is confused with (MD, AD, RD, the eigenvalues L1-L3 and the
+mode MO from dipy's tensor fit of the same series inside the same mask, the shared MD case map,
+FA x 100, FA x 1000 and MD in um^2/ms), prints the statistics of the non-zero voxels that
 ``stylefa.data.fa_values.not_fa_problem`` reads: the 1st/50th/99th percentiles, the maximum, the
 fraction of negative voxels, and the verdict of the rule. The numbers are quoted in
 docs/inputs.md ("Values that are not FA").

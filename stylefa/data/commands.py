@@ -65,8 +65,13 @@ def _is_single(args) -> bool:
 
 
 def _run_fa(args) -> None:
+    import os
+
+    from stylefa.discovery import missing_file_problem
     from stylefa.errors import InputError
 
+    if len(args.inputs) == 1 and os.path.islink(args.inputs[0]) and not os.path.exists(args.inputs[0]):
+        raise InputError(missing_file_problem(args.inputs[0]), args.inputs[0])  # a git-annex file not fetched
     if args.bval is not None or args.bvec is not None or args.mask is not None:
         if len(args.inputs) == 1 and not Path(args.inputs[0]).exists():
             raise InputError("file not found", args.inputs[0])
@@ -123,6 +128,9 @@ def _run_fa_batch(args) -> None:
                          args.output)
     result = fa_cohort(args.inputs, args.output, _fa_config(args), workers=args.workers,
                        write_md=args.md is not None, skip_bad=args.skip_bad)
+    from stylefa.data.prepare_cli import print_discovery
+
+    print_discovery("fa", result.discovery)
     for item in result.skipped:
         tqdm.write(f"stylefa fa: skipped {item.line()}")
     reused = f", {len(result.reused)} already done" if result.reused else ""

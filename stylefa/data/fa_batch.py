@@ -2,7 +2,9 @@
 
 Inputs are files, shell globs or folders. A folder is searched recursively for BIDS DWI
 series, ``sub-<label>/[ses-<label>/]dwi/*_dwi.nii[.gz]`` (anything ending in ``_dwi.nii.gz``
-anywhere below it; ``derivatives/``, ``sourcedata/`` and hidden folders are skipped). Each
+anywhere below it, folder links followed; ``derivatives/``, ``sourcedata/`` and hidden folders
+such as ``.git`` are skipped; broken symlinks, i.e. git-annex content not fetched, are errors
+unless ``--skip-bad``: ``stylefa.discovery``). Each
 series' gradients are its BIDS siblings: ``X_dwi.bval`` and ``X_dwi.bvec`` beside
 ``X_dwi.nii.gz`` (the same stem), else the dataset-level ``dwi.bval``/``dwi.bvec`` at the
 folder given (BIDS inheritance, top level only).
@@ -24,7 +26,6 @@ series is tried; the bad ones are reported together at the end.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -35,11 +36,18 @@ import numpy as np
 
 from stylefa.data.bad import BadSubject, BadSubjectsError
 from stylefa.data.fa import FAConfig
+from stylefa.discovery import (
+    NIFTI_SUFFIXES,
+    Discovery,
+    DiscoveryRules,
+    discover_files,
+    missing_file_problem,
+    nifti_stem,
+)
 from stylefa.errors import InputError
 from stylefa.fileio import ensure_writable_folder
 
 DWI_SUFFIXES = ("_dwi.nii.gz", "_dwi.nii")
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SKIPPED_FOLDERS = ("derivatives", "sourcedata")
 # Entities kept in output names, in the BIDS order (sub, ses, acq, ce, rec, dir, run).
 _KEPT_ENTITIES = ("sub", "ses", "acq", "ce", "rec", "dir", "run")
@@ -76,18 +84,13 @@ class DWISeries:
 
 
 def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in DWI_SUFFIXES + NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+    stem = nifti_stem(path)
+    return stem[: -len("_dwi")] if stem.endswith("_dwi") else stem
 
 
 def _gradient_files(dwi: Path, root: Path | None) -> tuple[Path, Path]:
     """The BIDS siblings of ``dwi`` (same stem), else ``root/dwi.bval``/``dwi.bvec``."""
-    name = dwi.name
-    base = name[: -len(".gz")] if name.endswith(".gz") else name
-    base = base[: -len(".nii")] if base.endswith(".nii") else base
+    base = nifti_stem(dwi)
     bval, bvec = dwi.with_name(f"{base}.bval"), dwi.with_name(f"{base}.bvec")
     if not bval.is_file() and not bvec.is_file() and root is not None:
         if (root / "dwi.bval").is_file() and (root / "dwi.bvec").is_file():
@@ -108,46 +111,30 @@ def series_from_path(dwi: Path, root: Path | None = None) -> DWISeries:
     return DWISeries(dwi, bval, bvec, name=name, subject=f"sub-{entities['sub']}", session=session)
 
 
-def _in_skipped_folder(path: Path, root: Path) -> bool:
-    parts = path.relative_to(root).parts[:-1]
-    return any(part in SKIPPED_FOLDERS or part.startswith(".") for part in parts)
+# Folders: BIDS DWI series only; globs: any NIfTI (non-BIDS names); hidden folders never (discovery).
+DWI_RULES = DiscoveryRules(suffixes=DWI_SUFFIXES, glob_suffixes=NIFTI_SUFFIXES, skip_folders=SKIPPED_FOLDERS,
+                           what="DWI series (sub-*/[ses-*/]dwi/*_dwi.nii.gz)")
 
 
-def _expand(item: str) -> list[tuple[Path, Path | None]]:
-    path = Path(item)
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(DWI_SUFFIXES)
-                       and not _in_skipped_folder(p, path))
-        if not found:
-            raise InputError("folder contains no DWI series (sub-*/[ses-*/]dwi/*_dwi.nii.gz)", path)
-        return [(p, path) for p in found]
-    if path.is_file():
-        return [(path, None)]
-    if glob.has_magic(item):
-        files = sorted(Path(p) for p in glob.glob(item, recursive=True))
-        files = [p for p in files if p.is_file() and p.name.endswith(NIFTI_SUFFIXES)]
-        if not files:
-            raise InputError("pattern matches no NIfTI files", item)
-        return [(p, None) for p in files]
-    raise InputError("file not found", path)
+def find_series(items: list[str | os.PathLike], skip_bad: bool = False) -> tuple[list[DWISeries], Discovery]:
+    """Expand files/globs/BIDS folders (``stylefa.discovery``) into DWI series with unique output
+    names, and the discovery report. Broken symlinks raise ``InputError`` unless ``skip_bad``."""
+    found = discover_files(items, DWI_RULES)
+    found.check_available(skip_bad)
+    by_name: dict[str, DWISeries] = {}
+    for item in found.found:
+        series = series_from_path(item.path, item.root)
+        other = by_name.get(series.name)
+        if other is not None:
+            raise InputError(f"same output name {series.name!r} as {other.dwi}; give the series distinct BIDS "
+                             f"entities (sub-, ses-, acq-, run-) or file names", item.path)
+        by_name[series.name] = series
+    return sorted(by_name.values(), key=lambda s: s.name), found
 
 
 def discover_series(items: list[str | os.PathLike]) -> list[DWISeries]:
-    """Expand files/globs/BIDS folders into DWI series with unique output names."""
-    if not items:
-        raise InputError("no inputs given")
-    by_name: dict[str, DWISeries] = {}
-    for item in items:
-        for dwi, root in _expand(os.fspath(item)):
-            series = series_from_path(dwi, root)
-            other = by_name.get(series.name)
-            if other is not None and other.dwi.resolve() == dwi.resolve():
-                continue
-            if other is not None:
-                raise InputError(f"same output name {series.name!r} as {other.dwi}; give the series distinct BIDS "
-                                 f"entities (sub-, ses-, acq-, run-) or file names", dwi)
-            by_name[series.name] = series
-    return sorted(by_name.values(), key=lambda s: s.name)
+    """``find_series`` without the report."""
+    return find_series(items)[0]
 
 
 # ----------------------------------------------------------------------------- one series
@@ -219,6 +206,8 @@ def fit_series(task: SeriesTask) -> dict:
     try:
         if not series.bval.is_file() or not series.bvec.is_file():
             missing = series.bval if not series.bval.is_file() else series.bvec
+            if os.path.islink(missing):  # a git-annex file not fetched
+                raise InputError(missing_file_problem(missing), missing)
             raise InputError(f"no gradient file beside the DWI ({missing.name}; BIDS: X_dwi.bval and X_dwi.bvec "
                              f"beside X_dwi.nii.gz)", series.dwi)
         result = fa_from_files(series.dwi, series.bval, series.bvec, None, task.config)
@@ -257,6 +246,7 @@ class BatchResult:
     written: list[str]
     reused: list[str]
     skipped: list[BadSubject]
+    discovery: Discovery | None = None  # what the input search met and left out
 
 
 def _write_description(output: Path) -> None:
@@ -292,13 +282,14 @@ def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config
         raise InputError(f"--workers must be >= 1, got {workers}")
     config = config or FAConfig()
     output = Path(output)
-    series = discover_series(inputs)
+    series, found = find_series(inputs, skip_bad)
     if output.exists() and not output.is_dir():
         raise InputError("output must be a folder when several DWI series are given", output)
     ensure_writable_folder(output)
     _write_description(output)
     results = _run([SeriesTask(s, output, config, write_md) for s in series], workers)
-    bad = [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]
+    bad = [BadSubject(s.path, s.reason) for s in found.unavailable]  # broken symlinks, with skip_bad
+    bad += [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]
     good = [r for r in results if r["ok"]]
     if bad and not skip_bad:
         raise BadSubjectsError(bad, len(good))
@@ -307,4 +298,5 @@ def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config
         written=[r["name"] for r in good if not r["reused"]],
         reused=[r["name"] for r in good if r["reused"]],
         skipped=bad,
+        discovery=found,
     )

@@ -11,8 +11,11 @@ prints one line. ``load_fa`` adds the checks specific to FA maps; its value poli
   (at most ``max_artefact_fraction`` of the non-zero voxels).
 - Small negative values (down to ``-NEGATIVE_TOLERANCE``) come from spline
   interpolation ringing; they are clipped to 0 likewise.
+- Maps that are not FA at all (a diffusivity such as MD in mm^2/s, FA in percent or x 1000,
+  the tensor mode, a mask) are refused first, in one line saying what they look like
+  (``stylefa.data.fa_values``, thresholds measured on real maps).
 - Anything further out (above sqrt(3/2), below the tolerance, or too many voxels) means
-  the file is not an FA map in [0, 1] (an FA scaled by 1000, an MD or a raw DWI), and
+  the file is not an FA map in [0, 1] (e.g. a raw DWI), and
   is an error whatever ``clip`` says. With ``clip=False`` any value outside [0, 1] is
   an error.
 """
@@ -77,19 +80,28 @@ def _read_image(path: Path):
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
+    from stylefa.discovery import PAIR_HEADER_SUFFIXES, PAIR_IMAGE_SUFFIXES, missing_file_problem
+
     if not path.exists():
-        raise InputError("file not found", path)
+        raise InputError(missing_file_problem(path), path)
     if path.is_dir():
         raise InputError("is a folder, expected a NIfTI file", path)
     try:
         image = nib.load(path)
-    except ImageFileError:
+    except (ImageFileError, FileNotFoundError):
+        if path.name.lower().endswith(PAIR_IMAGE_SUFFIXES + PAIR_HEADER_SUFFIXES):
+            half = "header (.hdr)" if path.name.lower().endswith(PAIR_IMAGE_SUFFIXES) else "image (.img)"
+            raise InputError(f"NIfTI .hdr/.img pair without its {half} beside it", path) from None
         raise InputError("not a NIfTI file (nibabel cannot read its header)", path) from None
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
         raise InputError(f"truncated or corrupt image file ({_reason(exc)})", path) from None
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise InputError(f"not a NIfTI file (nibabel reads it as {type(image).__name__})", path)
-    return image
+    # NIfTI-1/-2 single files and .hdr/.img pairs (read: they carry the NIfTI orientation).
+    if isinstance(image, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair, nib.Nifti2Pair)):
+        return image
+    if path.name.lower().endswith(PAIR_HEADER_SUFFIXES + PAIR_IMAGE_SUFFIXES):
+        raise InputError(f"an Analyze 7.5 .hdr/.img pair (nibabel reads it as {type(image).__name__}), not NIfTI: it "
+                         "has no reliable orientation; convert it with the tool that wrote it to .nii.gz", path)
+    raise InputError(f"not a NIfTI file (nibabel reads it as {type(image).__name__})", path)
 
 
 def _reason(exc: BaseException) -> str:
@@ -149,6 +161,9 @@ def load_volume(
         raise InputError(f"shape {_fmt(shape)} is not a 3-D/4-D image", path)
     try:
         data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
+    except FileNotFoundError as exc:  # the .img of a .hdr/.img pair (nibabel reads it lazily)
+        raise InputError(f"NIfTI .hdr/.img pair without its image: {Path(exc.filename or '?').name} is missing",
+                         path) from None
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
         raise InputError(f"truncated or corrupt image data ({_reason(exc)})", path) from None
     nonfinite = int(np.count_nonzero(~np.isfinite(data)))
@@ -170,10 +185,15 @@ def sanitize_fa(
     max_artefact_fraction: float = 0.05,
 ) -> tuple[np.ndarray, int]:
     """Apply the FA value policy of this module; return (FA in [0, 1], voxels clipped)."""
+    from stylefa.data.fa_values import not_fa_problem
+
     data = np.asarray(data, dtype=np.float32)
     brain = int(np.count_nonzero(data))
     if brain == 0 or not np.any(data > 0):
         raise InputError("no positive FA voxels: the brain is empty", path)
+    problem = not_fa_problem(data)  # a diffusivity, a percentage, FA x 1000, the mode, a mask
+    if problem:
+        raise InputError(problem, path)
     low = data < 0
     high = data > 1
     n_out = int(np.count_nonzero(low) + np.count_nonzero(high))

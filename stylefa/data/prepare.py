@@ -32,6 +32,7 @@ import numpy as np
 
 from stylefa.data.bad import BadSubject, BadSubjectsError  # noqa: F401 (re-exported)
 from stylefa.data.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION  # noqa: F401 (re-exported)
+from stylefa.data.duplicates import resolve_duplicates
 from stylefa.data.register import DEFAULT_MIN_CORRELATION
 from stylefa.data.slices import (
     TEMPLATE_SPACE_HINT,
@@ -40,7 +41,8 @@ from stylefa.data.slices import (
     sample_axial_slices,
     threshold_masks,
 )
-from stylefa.data.subjects import SubjectInput, discover_inputs, find_sibling_mask
+from stylefa.data.subjects import SubjectInput, find_sibling_mask, find_subjects
+from stylefa.discovery import Discovery
 from stylefa.errors import InputError
 from stylefa.fileio import ensure_writable_folder
 
@@ -65,6 +67,7 @@ class PrepareConfig:
     formats: tuple[str, ...] = ("stylefa",)
     workers: int = 1
     skip_bad: bool = False
+    drop_duplicates: bool = False  # keep only the first of inputs with the same voxels (else an error)
     # --register quality gate (see stylefa.data.register.DEFAULT_MIN_CORRELATION); None: no gate
     min_correlation: float | None = DEFAULT_MIN_CORRELATION
 
@@ -95,6 +98,7 @@ class PrepareConfig:
             "formats": list(self.formats),
             "workers": self.workers,
             "skip_bad": self.skip_bad,
+            "drop_duplicates": self.drop_duplicates,
             "min_correlation": self.min_correlation,
         }
 
@@ -112,6 +116,7 @@ class PrepareConfig:
             formats=tuple(data["formats"]),
             workers=int(data["workers"]),
             skip_bad=bool(data["skip_bad"]),
+            drop_duplicates=bool(data.get("drop_duplicates", False)),
             min_correlation=data.get("min_correlation", DEFAULT_MIN_CORRELATION),
         )
 
@@ -124,7 +129,7 @@ class PrepareConfig:
             "mask_threshold": self.mask_threshold,
             "sibling_masks": self.sibling_masks,
             "min_correlation": self.min_correlation if self.register else None,
-            "shard_version": 2,
+            "shard_version": 3,  # 3: voxel_sha256 and slice_means (duplicate scans)
         }
 
 
@@ -220,6 +225,7 @@ def _cached_template(path: Path):
 
 def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     """Load, (register), sample and mask one subject: (FA [S,R,R], masks [S,R,R], info)."""
+    from stylefa.data.duplicates import slice_means, voxel_sha256
     from stylefa.data.nifti import canonical, load_fa, load_volume
 
     path = task.subject.path
@@ -268,6 +274,10 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
         "registration": registration,
         "mask_source": mask_source,
         "notes": notes,
+        # One scan under two names (stylefa.data.duplicates): the loaded voxels, the cut slices.
+        "voxel_sha256": voxel_sha256(volume.data),
+        "stored_sha256": voxel_sha256(raw.data),
+        "slice_means": slice_means(fa),
     }
     return fa.astype(np.float32), masks, info
 
@@ -372,12 +382,14 @@ class PrepareResult:
     num_images: int
     num_subjects: int
     skipped: list[BadSubject]
+    dropped: list[BadSubject] = field(default_factory=list)  # later copies of one scan (--drop-duplicates)
+    discovery: Discovery | None = None  # what the input search met and left out
 
 
 def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, config: PrepareConfig) -> PrepareResult:
     """Build the dataset folder ``output`` from FA maps (files, folders or globs)."""
     output = Path(output)
-    subjects = discover_inputs(inputs)
+    subjects, found = find_subjects(inputs, config.skip_bad)
     template_path = resolve_template(config)
     _check_output(output)
     work = _work_dir(output)
@@ -395,8 +407,9 @@ def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, 
         for s in subjects
     ]
     results = _run_tasks(tasks, config.workers)
-    bad = [BadSubject(Path(r["path"]), r["problem"], r.get("key"), r.get("registration"))
-           for r in results if not r["ok"]]
+    bad = [BadSubject(s.path, s.reason) for s in found.unavailable]  # broken symlinks, with --skip-bad
+    bad += [BadSubject(Path(r["path"]), r["problem"], r.get("key"), r.get("registration"))
+            for r in results if not r["ok"]]
     good = [r["info"] for r in results if r["ok"]]
     if bad and not config.skip_bad:
         raise BadSubjectsError(bad, len(good))
@@ -407,13 +420,18 @@ def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, 
 
         for item in bad:
             tqdm.write(f"stylefa prepare: skipped {item.line()}")
-    _finalize(output, work, good, bad, config, template_path)
+    good, dropped = resolve_duplicates(
+        sorted(good, key=lambda info: info["key"]),
+        lambda info: np.load(_shard_paths(work, info["key"])[0], allow_pickle=False), config.drop_duplicates)
+    _finalize(output, work, good, bad + dropped, config, template_path)
     shutil.rmtree(work, ignore_errors=True)
     return PrepareResult(
         output=output,
         num_images=len(good) * config.grid.num_slices,
         num_subjects=len({info["subject"] for info in good}),
         skipped=bad,
+        dropped=dropped,
+        discovery=found,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _floats(text: str, count: int | None, what: str) -> tuple[float, ...]:
@@ -13,6 +14,18 @@ def _floats(text: str, count: int | None, what: str) -> tuple[float, ...]:
     if count is not None and len(values) != count:
         raise argparse.ArgumentTypeError(f"{what}: expected {count} comma-separated numbers, got {text!r}")
     return values
+
+
+def print_discovery(command: str, discovery) -> None:
+    """The input search's report (``stylefa.discovery.Discovery``): what it met and left out, on stderr;
+    broken symlinks skipped with --skip-bad are listed with the skipped inputs instead."""
+    if discovery is None:
+        return
+    from stylefa.discovery import UNAVAILABLE
+
+    rest = type(discovery)(skipped=[s for s in discovery.skipped if s.kind not in UNAVAILABLE])
+    for line in rest.report_lines():
+        print(f"stylefa {command}: {line}", file=sys.stderr)
 
 
 def add_gate_arguments(parser) -> None:
@@ -62,7 +75,11 @@ def add_prepare_command(subparsers) -> None:
                         help="brain mask = FA > this, holes filled, when no X_brainmask.nii.gz sits beside X_FA "
                              "(default 0.05)")
     parser.add_argument("--no-sibling-masks", action="store_true", help="ignore brain masks beside the FA maps")
-    parser.add_argument("--skip-bad", action="store_true", help="skip unusable inputs (listed) instead of failing")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip unusable inputs (listed; broken symlinks included) instead of failing")
+    parser.add_argument("--drop-duplicates", action="store_true",
+                        help="inputs with the same voxels (one scan under two names) are an error; with this option "
+                             "the later ones (in subject-key order) are dropped and listed")
     add_gate_arguments(parser)
     parser.set_defaults(handler=run_prepare)
 
@@ -92,10 +109,15 @@ def run_prepare(args) -> int:
         formats=formats,
         workers=args.workers,
         skip_bad=args.skip_bad,
+        drop_duplicates=args.drop_duplicates,
         min_correlation=args.min_correlation,
     )
     result = prepare_dataset(args.inputs, args.output, config)
+    print_discovery("prepare", result.discovery)
+    for item in result.dropped:
+        print(f"stylefa prepare: {item.line()}", file=sys.stderr)
     skipped = f", skipped {len(result.skipped)} bad input(s)" if result.skipped else ""
+    skipped += f", dropped {len(result.dropped)} duplicate(s)" if result.dropped else ""
     print(f"wrote {result.output}: {result.num_images} slices of {result.num_subjects} subject(s){skipped}")
     if args.register:
         print(f"registration QC: {result.output}/qc/index.html")

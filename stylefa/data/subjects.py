@@ -1,24 +1,24 @@
 """Find the FA maps a user names and give each one a subject id.
 
-Inputs may be files, folders (searched recursively for ``*.nii``/``*.nii.gz``) or shell
-globs. Subject ids come from BIDS(-derivatives) names when the file name has them
-(``sub-<label>[_ses-<label>]_..._FA.nii.gz``), else from the file name without its NIfTI
-suffix. Sessions of one subject share the subject id, so splits keep them together; several
+Inputs may be files, folders (searched recursively for ``*.nii``/``*.nii.gz`` and NIfTI
+``.hdr``/``.img`` pairs, following folder links, never into hidden folders) or shell globs:
+``stylefa.discovery`` finds them and reports what it left out. Subject ids come from
+BIDS(-derivatives) names when the file name has them (``sub-<label>[_ses-<label>]_..._FA.nii.gz``),
+else from the file name without its NIfTI suffix. Sessions of one subject share the subject id, so splits keep them together; several
 series of one session (BIDS ``acq-``/``rec-``/``dir-``/``run-`` entities, e.g. differently tilted
 acquisitions) are separate entries of that subject.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from stylefa.discovery import NIFTI_SUFFIXES, Discovery, DiscoveryRules, discover_files, nifti_stem
 from stylefa.errors import InputError
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _BIDS_SUBJECT = re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)(?=_|$)")
 _BIDS_SESSION = re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)(?=_|$)")
 # Entities that tell apart several series of one session (e.g. differently tilted acquisitions).
@@ -44,14 +44,6 @@ class SubjectInput:
         return "_".join(part for part in (self.subject, self.session, self.variant) if part)
 
 
-def nifti_stem(path: Path) -> str:
-    name = path.name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def subject_from_path(path: str | os.PathLike) -> SubjectInput:
     """Subject id (and session) for one file, from its BIDS entities or its stem."""
     path = Path(path)
@@ -69,59 +61,51 @@ def subject_from_path(path: str | os.PathLike) -> SubjectInput:
     )
 
 
-def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
-
-
 def _looks_like_mask(path: Path) -> bool:
     stem = nifti_stem(path).lower()
     tokens = re.split(r"[_.-]", stem)
     return any(token in _NOT_FA_TOKENS for token in tokens) or stem.rsplit("_", 1)[-1] in _NOT_FA_SUFFIXES
 
 
-def _expand_one(item: str) -> list[Path]:
-    path = Path(item)
-    if path.is_dir():
-        # In a folder, masks and segmentations beside the FA maps are skipped; a file the
-        # user names explicitly is taken as given.
-        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_nifti(p) and not _looks_like_mask(p))
-        if not found:
-            raise InputError("folder contains no NIfTI files (*.nii, *.nii.gz)", path)
-        return found
-    if path.exists():
-        return [path]
-    if glob.has_magic(item):
-        matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-        files = [p for p in matches if p.is_file() and _is_nifti(p)]
-        if not files:
-            raise InputError("pattern matches no NIfTI files", item)
-        return files
-    raise InputError("file not found", path)
+def _not_an_fa_name(path: Path) -> str | None:
+    if _looks_like_mask(path):
+        return "named like a mask, segmentation or another tensor map (MD/RD/AD), not an FA map"
+    return None
+
+
+# In folders and globs, masks and other maps beside the FA maps are left out (reported); a file
+# the user names explicitly is taken as given.
+FA_RULES = DiscoveryRules(suffixes=NIFTI_SUFFIXES, exclude=_not_an_fa_name)
+
+
+def find_subjects(items: list[str | os.PathLike], skip_bad: bool = False,
+                  skip_option: str | None = "--skip-bad") -> tuple[list[SubjectInput], Discovery]:
+    """Expand files/folders/globs (``stylefa.discovery``) into subjects with unique keys, sorted.
+
+    Returns the subjects and the discovery report (what was met and left out). Unavailable
+    inputs (broken symlinks: git-annex content not fetched) raise ``InputError`` unless
+    ``skip_bad``. Two files with the same (subject, session, variant) are an error naming
+    both, since they would otherwise silently overwrite each other's slices.
+    """
+    found = discover_files(items, FA_RULES)
+    found.check_available(skip_bad, skip_option)
+    by_key: dict[str, SubjectInput] = {}
+    for path in found.paths:
+        entry = subject_from_path(path)
+        other = by_key.get(entry.key)
+        if other is not None:
+            raise InputError(
+                f"same subject id {entry.key!r} as {other.path}; rename one (BIDS sub-/ses-/acq-/run- "
+                f"entities or distinct file names)",
+                path,
+            )
+        by_key[entry.key] = entry
+    return sorted(by_key.values(), key=lambda s: s.key), found
 
 
 def discover_inputs(items: list[str | os.PathLike]) -> list[SubjectInput]:
-    """Expand files/folders/globs into a sorted list of subjects with unique keys.
-
-    Two files with the same (subject, session) are an error naming both, since they
-    would otherwise silently overwrite each other's slices.
-    """
-    if not items:
-        raise InputError("no inputs given")
-    by_key: dict[str, SubjectInput] = {}
-    for item in items:
-        for path in _expand_one(os.fspath(item)):
-            entry = subject_from_path(path)
-            other = by_key.get(entry.key)
-            if other is not None and other.path.resolve() == path.resolve():
-                continue  # the same file reached twice (e.g. a folder and a glob overlap)
-            if other is not None:
-                raise InputError(
-                    f"same subject id {entry.key!r} as {other.path}; rename one (BIDS sub-/ses-/acq-/run- "
-                    f"entities or distinct file names)",
-                    path,
-                )
-            by_key[entry.key] = entry
-    return sorted(by_key.values(), key=lambda s: s.key)
+    """``find_subjects`` without the report, for callers with no ``--skip-bad``."""
+    return find_subjects(items, skip_option=None)[0]
 
 
 def find_sibling_mask(fa_path: Path) -> Path | None:

@@ -124,9 +124,11 @@ def nifti_targets(path: str | os.PathLike, slices: Sequence[int] | None, slicing
     from stylefa.data.slices import levels_from_indices
     from stylefa.data.subjects import subject_from_path
 
+    from stylefa.discovery import missing_file_problem
+
     path = Path(path)
     if not path.is_file():
-        raise InputError("file not found", path)
+        raise InputError(missing_file_problem(path), path)  # names a git-annex file not fetched
     subject = subject_from_path(path)
 
     def cut(grid):

@@ -129,9 +129,13 @@ class TemplateFA:
 
     @classmethod
     def load(cls, path) -> "TemplateFA":
+        from stylefa.data.fa_values import not_fa_problem
         from stylefa.data.nifti import load_volume
 
         volume = load_volume(path, expect_ndim=3, name="FA template")
+        problem = not_fa_problem(volume.data)  # e.g. an MD template given as the FA one
+        if problem:
+            raise InputError(problem, path)
         return cls(np.asarray(volume.data, dtype=np.float32), np.asarray(volume.affine, dtype=np.float64), str(path))
 
     def on(self, plane) -> np.ndarray:

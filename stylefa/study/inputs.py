@@ -121,7 +121,7 @@ class NiftiSource:
 
     def __init__(self, paths: list[str | os.PathLike], slicing: Slicing):
         from stylefa.data.prepare import SubjectTask, slice_subject
-        from stylefa.data.subjects import discover_inputs, find_sibling_mask
+        from stylefa.data.subjects import find_sibling_mask, find_subjects
 
         grid = slicing.grid
         self.slicing = slicing
@@ -129,9 +129,10 @@ class NiftiSource:
         self.items: list[SliceInfo] = []
         self._slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._files: dict[str, dict] = {}
-        subjects = discover_inputs(paths)
+        subjects, found = find_subjects(paths, skip_option=None)
+        left_out = "".join(f"; {line}" for line in found.report_lines())  # hidden folders, masks, links
         self.description = (f"{len(subjects)} FA file(s) sliced at z = {grid.levels_mm[0]:g}..{grid.levels_mm[-1]:g} mm "
-                            f"({grid.num_slices} levels, {grid.fov_mm:g} mm field of view); {slicing.origin}")
+                            f"({grid.num_slices} levels, {grid.fov_mm:g} mm field of view); {slicing.origin}{left_out}")
         for subject in subjects:
             # shard_dir only matters to prepare's worker wrapper, not to slicing itself.
             task = SubjectTask(subject=subject, shard_dir=Path(), grid=grid, template_path=None,
@@ -179,11 +180,11 @@ def open_source(data: list[str], split: str, slicing: Slicing):
                 f"dataset images are {source.resolution}x{source.resolution} but the network makes "
                 f"{resolution}x{resolution}", data[0])
         return source
-    from stylefa.data.nifti import is_nifti_path
+    from stylefa.discovery import is_nifti_input
 
     for path in data:
-        if Path(path).is_file() and not is_nifti_path(path):
-            raise InputError("expected a prepared dataset folder or FA NIfTI files (.nii, .nii.gz)", path)
+        if Path(path).is_file() and not is_nifti_input(path):
+            raise InputError("expected a prepared dataset folder or FA NIfTI files (.nii, .nii.gz, .hdr/.img)", path)
     return NiftiSource(data, slicing)
 
 

@@ -158,20 +158,26 @@ def lesion_name(path) -> str:
 
 
 def expand_paths(patterns, what: str) -> list[str]:
-    """Paths with shell wildcards (``*?[``) expanded here (sorted), so quoted globs work too.
+    """Paths with shell wildcards (``*?[``) expanded here (sorted), so quoted globs work too, and
+    folders searched, both by ``stylefa.discovery`` (NIfTI files; hidden folders skipped, broken
+    symlinks named with the git-annex hint).
 
     A pattern that matches nothing -> ``InputError``; a path without wildcards is kept as given.
     """
     import glob
 
+    from stylefa.discovery import discover_files
+
     out = []
     for pattern in patterns:
         pattern = str(pattern)
-        if glob.has_magic(pattern) and not Path(pattern).exists():
-            matches = sorted(glob.glob(os.path.expanduser(pattern)))
-            if not matches:
-                raise InputError(f"no {what} file matches this pattern", pattern)
-            out.extend(matches)
+        if Path(pattern).is_dir() or (glob.has_magic(pattern) and not Path(pattern).exists()):
+            try:
+                found = discover_files([pattern])
+            except InputError:
+                raise InputError(f"no {what} file matches this pattern", pattern) from None
+            found.check_available(skip_option=None)
+            out.extend(str(p) for p in found.paths)
         else:
             out.append(pattern)
     return out

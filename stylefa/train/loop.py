@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,7 +391,13 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
 
     feature_net = None
     if config.metrics and dist.is_main:
+        from stylefa.train.metrics.compute import MetricsConfig, check_image_counts
         from stylefa.train.metrics.inception import load_inception
+
+        # Before training, not at the first snapshot: a split too small for FID/KID is refused now.
+        num_real = len(dataset) // (2 if getattr(dataset, "xflip", False) else 1)
+        for note in check_image_counts(config.metrics, num_real, MetricsConfig().num_gen, MetricsConfig(), dataset):
+            print(f"stylefa train: note: {note}", file=sys.stderr)
 
         feature_net = load_inception(None, device=dist.device)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from stylefa.cli_options import add_deprecated_alias
 
@@ -53,7 +54,7 @@ def run_metrics_command(args: argparse.Namespace) -> int:
     import stylefa
     from stylefa.data import FADataset  # written by the data stage
     from stylefa.runtime import resolve_device
-    from stylefa.train.metrics.compute import MetricsConfig, compute_metrics
+    from stylefa.train.metrics.compute import MetricsConfig, measure_metrics
 
     device = str(resolve_device(args.device))
     config = MetricsConfig(
@@ -67,11 +68,14 @@ def run_metrics_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         truncation_psi=args.truncation_psi,
     )
-    G = stylefa.load_generator(args.network, device=device)
     dataset = FADataset(args.data, split=args.split, xflip=False)
-    results = compute_metrics(G, dataset, names, config)
-    report = {"network": str(args.network), "data": str(args.data), "split": args.split, "results": results,
-              "config": config.to_dict()}
+    G = stylefa.load_generator(args.network, device=device)
+    measured = measure_metrics(G, dataset, names, config)
+    report = {"network": str(args.network), "data": str(args.data), "split": args.split, "results": measured.results,
+              "images": {"real": measured.num_real, "generated": measured.num_gen},
+              "notes": measured.notes, "config": config.to_dict()}
+    for note in measured.notes:  # loud: a small-n FID is not comparable to the literature's
+        print(f"stylefa metrics: note: {note}", file=sys.stderr)
     print(json.dumps(report, indent=2))
     if args.out:
         write_json(args.out, report)

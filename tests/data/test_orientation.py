@@ -33,10 +33,10 @@ def rotation4(axis, degrees):
     return matrix
 
 
-def rotated_copy(image, matrix, path):
+def rotated_copy(image, matrix, path, scale=1.0):
     """The subject with its header rotated, written like the shared case's make_case.py."""
     affine = matrix @ image.affine
-    out = nib.Nifti1Image(np.asarray(image.dataobj), affine)
+    out = nib.Nifti1Image(np.asarray(image.dataobj) * np.float32(scale), affine)
     out.set_qform(affine, 1)
     out.set_sform(affine, 1)
     nib.save(out, path)
@@ -197,7 +197,8 @@ def test_prepare_register_gate_and_qc_index(shared_dir, tmp_path, template_path,
     image = nib.load(shared_dir.joinpath(*SUBJECT))
     inputs = tmp_path / "in"
     inputs.mkdir()
-    rotated_copy(image, rotation4(2, 180), inputs / "sub-yaw180_FA.nii.gz")
+    # Scaled by 0.97: the same voxels under two names would be refused as one scan (prepare's duplicate rule).
+    rotated_copy(image, rotation4(2, 180), inputs / "sub-yaw180_FA.nii.gz", scale=0.97)
     rotated_copy(image, np.eye(4), inputs / "sub-plain_FA.nii.gz")
     common = ["prepare", str(inputs), "--register", "--template", str(template_path), "--resolution", "32",
               "--split", "1,0,0", "--slices", "3"]

@@ -19,6 +19,11 @@ from stylefa.train.metrics.kid import kernel_inception_distance
 from stylefa.train.metrics.stats import FeatureStats, cache_key, dataset_fingerprint, dataset_path, default_cache_dir
 
 SUPPORTED_METRICS = ("fid", "kid")
+# FID needs a covariance (n >= 2); KID's unbiased MMD needs subsets of m >= 2 images (1/(m-1)).
+MIN_IMAGES = 2
+# Inception pool features: below this many images the covariance is rank-deficient (rank <= n - 1)
+# and FID is biased upward, the more the smaller n (Chong & Forsyth, CVPR 2020).
+FEATURE_DIM = 2048
 
 
 @dataclass
@@ -159,20 +164,76 @@ def generator_features(G, net: InceptionFeatures, config: MetricsConfig, dataset
     return stats
 
 
+def _real_side(dataset, max_real: int | None) -> str:
+    split = getattr(dataset, "split", None)
+    what = f"split {split!r}" if isinstance(split, str) else "the dataset"
+    return what + (f" (--max-real {max_real})" if max_real is not None else "")
+
+
+def check_image_counts(names, num_real: int | None, num_gen: int, config: MetricsConfig, dataset=None,
+                       feature_dim: int = FEATURE_DIM) -> list[str]:
+    """Refuse FID/KID that cannot mean anything; return the notes on those that mean little.
+
+    ``num_real``: real images to be used (None: unknown until read, e.g. a bare iterable).
+    Raises ``InputError`` (naming the dataset) when either side has fewer than ``MIN_IMAGES`` (2):
+    one image has no covariance (FID would be |mu_r - mu_g|^2 + tr(Sigma_g), not a distance) and
+    KID's unbiased estimate divides by m - 1. Returns notes (for the JSON and stderr) when FID
+    uses fewer images than ``feature_dim`` (Inception's 2048) feature dimensions, and when KID's
+    subsets are smaller than asked.
+    """
+    if num_gen < MIN_IMAGES:
+        raise InputError(f"--num-gen must be at least {MIN_IMAGES}")
+    if num_real is not None and num_real < MIN_IMAGES:
+        raise InputError(
+            f"{_real_side(dataset, config.max_real)} has {num_real} real image(s); FID and KID need at least "
+            f"{MIN_IMAGES} (and FID many more: with n = 1 there is no covariance)", dataset_path(dataset))
+    notes = []
+    if "fid" in names:
+        small = [f"{n} {side}" for n, side in ((num_real, "real"), (num_gen, "generated"))
+                 if n is not None and n < feature_dim]
+        if small:
+            notes.append(f"FID from {' and '.join(small)} images, fewer than the {feature_dim} feature dimensions: "
+                         f"the covariance is rank-deficient and FID is biased upward at small n (Chong & Forsyth "
+                         f"2020); compare only FIDs computed with the same numbers of images")
+    if "kid" in names and num_real is not None:
+        m = min(num_real, num_gen, config.kid_subset_size)
+        if m < config.kid_subset_size:
+            notes.append(f"KID subsets of {m} images (asked {config.kid_subset_size}): an unbiased but noisier "
+                         f"estimate")
+    return notes
+
+
+@dataclass
+class MetricsResult:
+    """The metrics asked for, the image counts they used and the notes on their meaning."""
+
+    results: dict[str, float]
+    num_real: int
+    num_gen: int
+    notes: list[str]
+
+
 def compute_metrics(G, dataset, names, config: MetricsConfig | None = None, feature_net: InceptionFeatures | None = None) -> dict:
     """``{"fid": ..., "kid": ...}`` (the names asked for) of generator ``G`` against ``dataset``.
 
     ``dataset`` yields ``(image [C, H, W] in [-1, 1], label)`` (or bare images) and may be
     any iterable; indexable datasets with a ``path`` get their features cached. Pass a loaded
-    ``feature_net`` to avoid reloading the 87 MB network at every snapshot.
+    ``feature_net`` to avoid reloading the 87 MB network at every snapshot. Fewer than 2 real
+    or generated images are an ``InputError`` before any feature is extracted
+    (``check_image_counts``); ``measure_metrics`` also returns the counts and notes.
     """
+    return measure_metrics(G, dataset, names, config, feature_net).results
+
+
+def measure_metrics(G, dataset, names, config: MetricsConfig | None = None,
+                    feature_net: InceptionFeatures | None = None) -> MetricsResult:
+    """``compute_metrics`` with the image counts used and the notes on small counts."""
     config = MetricsConfig() if config is None else config
     names = [n.strip().lower() for n in ([names] if isinstance(names, str) else names) if n.strip()]
     unknown = [n for n in names if n not in SUPPORTED_METRICS]
     if unknown or not names:
         raise InputError(f"unknown metric(s) {unknown}; supported: {', '.join(SUPPORTED_METRICS)}")
-    if config.num_gen < 2:
-        raise InputError("--num-gen must be at least 2")
+    check_image_counts(names, _num_items(dataset, config.max_real), config.num_gen, config, dataset)
     net = feature_net if feature_net is not None else load_inception(config.inception, config.device)
     net = net.to(config.device)
     was_training = G.training if isinstance(G, torch.nn.Module) else None
@@ -184,6 +245,8 @@ def compute_metrics(G, dataset, names, config: MetricsConfig | None = None, feat
     finally:
         if was_training:
             G.train()
+    # Again with the counts read (an iterable's is known only now) and the features' dimension.
+    notes = check_image_counts(names, real.num_items, gen.num_items, config, dataset, len(real.raw_sum))
     results = {}
     if "fid" in names:
         mu_real, sigma_real = real.mean_cov()
@@ -193,4 +256,4 @@ def compute_metrics(G, dataset, names, config: MetricsConfig | None = None, feat
         results["kid"] = kernel_inception_distance(
             real.features(), gen.features(), config.kid_subsets, config.kid_subset_size, seed=config.seed
         )
-    return results
+    return MetricsResult(results, real.num_items, gen.num_items, notes)

@@ -30,9 +30,9 @@ def build(resolution: int, scans: int, conditions: int, folder: Path) -> tuple[P
 
     from stylefa.data.slices import SliceGrid
     from stylefa.study.inputs import NiftiSource, SliceInfo, Slicing
-    from stylefa.study.report import build_report
+    from stylefa.study.report.page import build_report
     from stylefa.study.study import Case
-    from stylefa.study.viewer import build_blocks, viewer_section
+    from stylefa.study.report.viewer import build_blocks, viewer_section
 
     fa = SHARED / "data" / "fa" / "subj-tractseg_space-MNI_res-2p5mm_FA.nii.gz"
     one = NiftiSource([fa], Slicing(SliceGrid(resolution=resolution), 0.05, "bench"))

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stylefa.study import detection, healing, metrics, stats
+from stylefa import image_metrics as metrics
+from stylefa.study import stats
+from stylefa.study.lesions import detection, healing
 
 METHODS = ("residual", "residual_wplus", "normative", "template")
 METHOD_LABELS = {"residual": "GAN residual |projection − input|",

@@ -194,8 +194,8 @@ def write_volumes_and_viewer(outdir: Path, cases, projections, source, rows, set
                              figure_items: dict) -> str:
     """NIfTI volumes in the BIDS-derivatives layout, the group figure (added to ``figure_items``) and
     the viewer's HTML (``stylefa.study.derivatives``, ``groupmaps``, ``viewer``)."""
-    from stylefa.study.groupmaps import group_figure
-    from stylefa.study.viewer import build_blocks, viewer_section
+    from stylefa.study.report.groupmaps import group_figure
+    from stylefa.study.report.viewer import build_blocks, viewer_section
 
     result = write_study_derivatives(outdir, cases, projections, source, rows, settings, perceptual)
     if result.maps is not None:

@@ -47,7 +47,7 @@ def control_cases(cases) -> dict:
 
 def load_baselines(config, source, notes: list[str]):
     """The normative model and the FA template for the baselines (either may be None, with a note)."""
-    from stylefa.study.baselines import TemplateFA, fit_normative
+    from stylefa.study.lesions.baselines import TemplateFA, fit_normative
 
     normative = None
     normative_source = None
@@ -106,8 +106,8 @@ def evaluate_study_lesions(cases, controls: dict, projections, lpips_values, pla
 
     Returns (summary['lesions'], report figure items, {lesion target id: its lesion_slices.csv row}).
     """
-    from stylefa.study import lesion_eval
-    from stylefa.study.lesion_figures import healing_distribution, method_comparison
+    from stylefa.study.lesions import evaluation as lesion_eval
+    from stylefa.study.lesions.figures import healing_distribution, method_comparison
 
     items, ids = [], []
     flair_patients = set()

@@ -8,8 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from stylefa.study import report_sections
-from stylefa.study.convergence import convergence_html
+from stylefa.study.report import sections as report_sections
+from stylefa.study.report.convergence import convergence_html
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -113,7 +113,7 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
     parts.append(convergence_html(summary))
 
     if summary.get("lesions"):
-        from stylefa.study.lesion_report import lesion_section
+        from stylefa.study.lesions.report import lesion_section
 
         parts.append(lesion_section(summary["lesions"]))
 

@@ -68,7 +68,7 @@ def fa_to_uint16(fa: np.ndarray) -> np.ndarray:
 
 def build_blocks(cases, projections: dict[str, np.ndarray], source) -> list[ViewerBlock]:
     """One block per scan, its conditions in the cases' order and its levels by z."""
-    from stylefa.study.figures import _flair_display
+    from stylefa.study.report.figures import _flair_display
 
     planes = {item.key: item for item in source.items}
     grid = source.slicing.grid
@@ -118,7 +118,7 @@ def _lut(name: str) -> list[list[int]]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("stylefa.study").joinpath(ASSETS, name).read_text(encoding="utf-8")
+    return resources.files("stylefa.study.report").joinpath(ASSETS, name).read_text(encoding="utf-8")
 
 
 def _json_for_script(obj) -> str:

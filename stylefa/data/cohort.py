@@ -203,7 +203,7 @@ def make_cohort(output: str | os.PathLike, config: CohortConfig) -> list[Path]:
     import nibabel as nib
     from tqdm import tqdm
 
-    from stylefa import __version__
+    from stylefa._version import __version__
     from stylefa.fileio import atomic_path, write_json
 
     output = Path(output)

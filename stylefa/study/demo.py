@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylefa.errors import InputError
+from stylefa.study.demo_model import DEMO_MODEL_DIR, DEMO_MODEL_FILE
 
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
-DEMO_MODEL_FILE = "demo_generator.safetensors"
 DEMO_COHORT_SEED = 1001  # the demo model's training cohort uses another seed
 TRAINING_COHORT_SEED = 0  # the demo model's training cohort (MODEL_CARD.md): the normative baseline's data
 

@@ -469,7 +469,7 @@ def run_study(config: StudyConfig) -> StudyResult:
 
 
 def _context(config: StudyConfig, settings: dict, G, runtime_s: float) -> dict:
-    from stylefa.study.demo import DEMO_MODEL_DIR, DEMO_MODEL_FILE
+    from stylefa.study.demo_model import DEMO_MODEL_DIR, DEMO_MODEL_FILE
     from stylefa.study.report.provenance import study_context
 
     shipped = DEMO_MODEL_DIR / DEMO_MODEL_FILE

@@ -9,3 +9,16 @@
 - ``derivatives``  the study's NIfTI volumes in a BIDS-derivatives layout
 - ``viewer``       the report's interactive slice viewer (plain HTML/JS in ``viewer_assets``, offline)
 """
+
+
+def __getattr__(name: str):
+    # ``stylefa.study.report`` was the page module before the split by concern: its names still resolve
+    # here. Modules are never answered from it, so ``from stylefa.study.report import <submodule>``
+    # imports the submodule.
+    import importlib
+    import types
+
+    value = getattr(importlib.import_module("stylefa.study.report.page"), name, None)
+    if value is None or isinstance(value, types.ModuleType) or name.startswith("__"):
+        raise AttributeError(f"module 'stylefa.study.report' has no attribute {name!r}")
+    return value

@@ -3,7 +3,7 @@
 Cuts the shared real FA (../shared/data/fa, MNI space) at RESOLUTION on the default 21
 levels, repeats it as SCANS scans x CONDITIONS conditions (projection stand-in: the FA
 blurred by a 1-pixel Gaussian, so the data compress like smooth generator output), builds
-report.html with ``stylefa.study.viewer`` and opens it RUNS times in headless Chromium
+report.html with ``stylefa.study.report.viewer`` and opens it RUNS times in headless Chromium
 (DevTools protocol, as tests/study/browser.py): time from navigation to the load event and
 to the first scan drawn, then to another scan decoded and drawn (its lazy load).
 

@@ -4,7 +4,7 @@
   ``--network``;
 - data: a small SIMULATED cohort made by ``stylefa.data.cohort`` with a seed other than the
   training cohort's, so the projected subjects were never seen in training;
-- lesions: a synthetic lesion mask (``stylefa.study.lesions.synthetic_lesion_volume``) unless
+- lesions: a synthetic lesion mask (``stylefa.study.lesions.masks.synthetic_lesion_volume``) unless
   real masks are given, each lesion slice also projected without its lesion (the control);
 - lesion baselines: a normative |z| model fitted on ``normative_subjects`` simulated subjects of
   the training cohort's seed (the demo model's training distribution), and |FA - template FA|.

@@ -1,12 +1,12 @@
 """The study's lesion part: control projections, baselines, per-patient tables, figures.
 
 Called by ``stylefa.study.study.run_study``; the numbers come from
-``stylefa.study.lesion_eval`` (see its docstring for the definitions).
+``stylefa.study.lesions.evaluation`` (see its docstring for the definitions).
 
 Outputs (in the study folder):
 
 - ``lesion_metrics.csv``  one row per patient x method (and ``patient = ALL``: every patient's
-  pixels pooled), columns ``stylefa.study.lesion_eval.PATIENT_COLUMNS``;
+  pixels pooled), columns ``stylefa.study.lesions.evaluation.PATIENT_COLUMNS``;
 - ``lesion_slices.csv``   one row per lesion slice: lesion pixel count, healing indices,
   per-slice detection (empty below the minimum lesion pixels), SSIM/MSE/LPIPS and mean
   scores of the lesioned slice and of its control;

@@ -193,7 +193,7 @@ def write_study_derivatives(outdir: Path, cases, projections, source, rows, sett
 def write_volumes_and_viewer(outdir: Path, cases, projections, source, rows, settings, perceptual,
                              figure_items: dict) -> str:
     """NIfTI volumes in the BIDS-derivatives layout, the group figure (added to ``figure_items``) and
-    the viewer's HTML (``stylefa.study.derivatives``, ``groupmaps``, ``viewer``)."""
+    the viewer's HTML (``stylefa.study.report.derivatives``, ``groupmaps``, ``viewer``)."""
     from stylefa.study.report.groupmaps import group_figure
     from stylefa.study.report.viewer import build_blocks, viewer_section
 

@@ -25,7 +25,7 @@ pre { background: #f7f7f7; padding: 0.7em; font-size: 0.8em; overflow-x: auto; }
 
 def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str, list[tuple[Path, str]]],
                  model_card: str | None, perceptual: dict, notes: list[str], viewer: str = "") -> str:
-    """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.viewer``)."""
+    """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.report.viewer``)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
              f"<style>{STYLE}{report_sections.STYLE}</style></head><body><h1>{_e(title)}</h1>"]
     context = summary.get("context", {})

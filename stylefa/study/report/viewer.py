@@ -8,7 +8,7 @@ octet-stream">``; the page decodes a scan's block only when it is first shown (t
 own ``DecompressionStream``), so a study of hundreds of slices still opens at once. The
 signed difference (projection - input) is computed in the page. Colour maps are
 matplotlib's (``gray``, ``RdBu_r``) as 256-entry tables. Nothing is fetched: the JavaScript
-and CSS are inlined from ``stylefa/study/viewer_assets``.
+and CSS are inlined from ``stylefa/study/report/viewer_assets``.
 """
 
 from __future__ import annotations

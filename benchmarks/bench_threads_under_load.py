@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--w-avg-samples", type=int, default=2000)
     args = parser.parse_args()
 
     from stylefa.nets.checkpoint import load_generator
@@ -36,7 +37,7 @@ def main() -> None:
 
     G = load_generator(demo_model_path()).eval().requires_grad_(False)
     distance = load_perceptual(PerceptualSpec(name="stlpips-vgg16"), device="cpu")
-    stats = compute_w_stats(G, 2000)
+    stats = compute_w_stats(G, args.w_avg_samples)
     rng = np.random.default_rng(0)
     batch = [Target(f"t{i}", rng.random((G.img_resolution,) * 2).astype(np.float32), None, None)
              for i in range(args.batch)]

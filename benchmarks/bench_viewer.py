@@ -3,7 +3,7 @@
 Cuts the shared real FA (../shared/data/fa, MNI space) at RESOLUTION on the default 21
 levels, repeats it as SCANS scans x CONDITIONS conditions (projection stand-in: the FA
 blurred by a 1-pixel Gaussian, so the data compress like smooth generator output), builds
-report.html with ``stylefa.study.viewer`` and opens it RUNS times in headless Chromium
+report.html with ``stylefa.study.report.viewer`` and opens it RUNS times in headless Chromium
 (DevTools protocol, as tests/study/browser.py): time from navigation to the load event and
 to the first scan drawn, then to another scan decoded and drawn (its lazy load).
 
@@ -30,9 +30,9 @@ def build(resolution: int, scans: int, conditions: int, folder: Path) -> tuple[P
 
     from stylefa.data.slices import SliceGrid
     from stylefa.study.inputs import NiftiSource, SliceInfo, Slicing
-    from stylefa.study.report import build_report
+    from stylefa.study.report.page import build_report
     from stylefa.study.study import Case
-    from stylefa.study.viewer import build_blocks, viewer_section
+    from stylefa.study.report.viewer import build_blocks, viewer_section
 
     fa = SHARED / "data" / "fa" / "subj-tractseg_space-MNI_res-2p5mm_FA.nii.gz"
     one = NiftiSource([fa], Slicing(SliceGrid(resolution=resolution), 0.05, "bench"))

@@ -9,7 +9,7 @@ Pipeline stages, one package each:
 - ``stylefa.study``   corruptions, lesions, metrics, figures and the HTML report
 """
 
-__version__ = "0.1.0"
+from stylefa._version import __version__
 
 __all__ = ["load_generator", "load_networks", "__version__"]
 

@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 
-from stylefa import __version__
+from stylefa._version import __version__
 from stylefa.errors import StyleFAError
 from stylefa.runtime import COMPUTE_COMMANDS, add_threads_argument, apply_threads, tune_cpu_allocator
 

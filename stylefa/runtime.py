@@ -77,6 +77,26 @@ def add_threads_argument(parser) -> None:
              "On a busy machine 1 can be many times faster than the core count")
 
 
+def machine_load() -> tuple[float, int] | None:
+    """(1-minute load average, CPUs this process may run on), or None where the OS keeps no load
+    average (``os.getloadavg``: Unix)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cpus = os.cpu_count() or 1
+    return load, cpus
+
+
+def is_busy(load: float, cpus: int) -> bool:
+    """More runnable tasks than CPUs over the last minute (this process's own threads included):
+    then threads wait for a core and fewer of them can be faster (measured: BENCHMARKS.md)."""
+    return load > cpus
+
+
 def apply_threads(threads: int | None) -> None:
     """``torch.set_num_threads(threads)`` (and inter-op threads), with a one-line error for < 1."""
     if threads is None:

@@ -6,7 +6,7 @@ import pytest
 
 from stylefa.data.nifti import make_volume, save_volume
 from stylefa.errors import InputError
-from stylefa.study import lesions
+from stylefa.study.lesions import masks as lesions
 
 AFFINE_2MM = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
 

@@ -31,7 +31,7 @@ from stylefa.fileio import file_digest, write_json, write_text
 from stylefa.nets.checkpoint import Provenance, load_networks, read_metadata, save_networks
 from stylefa.runtime import tune_cpu_allocator
 from stylefa.train.logging import save_image_grid
-from stylefa.study.provenance import cpu_name
+from stylefa.study.report.provenance import cpu_name
 
 OUT = Path(__file__).resolve().parents[1] / "stylefa" / "study" / "demo_model"
 
@@ -112,7 +112,7 @@ def demo_eval(network: Path, workdir: Path, steps: int | None) -> dict:
 
 def eval_from_summary(summary: dict, steps: int) -> dict:
     """The card's SSIM and lesion AUROC from a demo run's summary.json."""
-    from stylefa.study.findings import lesion_auroc_ci
+    from stylefa.study.report.findings import lesion_auroc_ci
 
     ssim = summary["conditions"]["none"]["original"]["brain"]["ssim"]
     lesions = summary["lesions"]  # schema: docs/study.md, summary["lesions"]
@@ -132,7 +132,7 @@ def ssim_ceiling(geometry: dict, subjects: int = 3) -> dict:
     from stylefa.data.cohort import CohortConfig, load_template_for_cohort, simulate_subject
     from stylefa.data.slices import SliceGrid, sample_axial_slices, threshold_masks
     from stylefa.study.demo import DEMO_COHORT_SEED, DemoConfig
-    from stylefa.study.metrics import ssim
+    from stylefa.image_metrics import ssim
 
     config = CohortConfig(num_subjects=subjects, seed=DEMO_COHORT_SEED, voxel_size_mm=DemoConfig.cohort_voxel_mm)
     template, affine, _ = load_template_for_cohort(config)

@@ -201,9 +201,9 @@ def make_cohort(output: str | os.PathLike, config: CohortConfig) -> list[Path]:
     Resumable: files already written by a run with the same settings are kept.
     """
     import nibabel as nib
-    from tqdm import tqdm
 
-    from stylefa import __version__
+    from stylefa._version import __version__
+    from stylefa.progress import progress
     from stylefa.fileio import atomic_path, write_json
 
     output = Path(output)
@@ -237,7 +237,7 @@ def make_cohort(output: str | os.PathLike, config: CohortConfig) -> list[Path]:
 
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
     paths, subjects = [], []
-    for index in tqdm(range(config.num_subjects), desc="cohort", unit="subject", disable=None):
+    for index in progress(range(config.num_subjects), desc="cohort", unit="subject"):
         path = output / subject_filename(index)
         if not path.is_file():
             subject = simulate_subject(data, zooms, config, index)

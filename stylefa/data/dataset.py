@@ -25,6 +25,11 @@ DATASET_FORMAT_VERSION = 1
 
 def read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
+    if root.is_file() and root.name.lower().endswith((".nii", ".nii.gz")):
+        raise InputError(f"this is a NIfTI file, not a prepared dataset folder; make one with "
+                         f"`stylefa prepare {root} -o DATASET` (or a folder of FA maps) and pass DATASET", root)
+    if root.is_file():
+        raise InputError("this is a file, not a dataset folder (made by `stylefa prepare`)", root)
     if not root.is_dir():
         raise InputError("dataset folder not found", root)
     if not path.is_file():
@@ -72,6 +77,18 @@ def read_slice_rows(root: Path) -> list[dict]:
     return rows
 
 
+def _empty_split_message(split: str, rows: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["split"]] = counts.get(row["split"], 0) + 1
+    have = ", ".join(f"{name} ({n} slices)" for name, n in sorted(counts.items()))
+    message = f"split {split!r} is empty; this dataset has {have or 'no slices'}"
+    if counts and split != "train":
+        # Splits are by subject: a dataset of one or a few subjects may hold only the train split.
+        return message + f": pass --split {max(counts, key=counts.get)} (or --split all)"
+    return message + ("; prepare it again with a --split giving train a share of the subjects" if counts else "")
+
+
 class FADataset:
     """Slices of one split: ``(image [1, R, R] in [-1, 1], label [label_dim])`` per item.
 
@@ -91,7 +108,7 @@ class FADataset:
         rows = read_slice_rows(self.root)
         self._rows = [row for row in rows if split == "all" or row["split"] == split]
         if not self._rows:
-            raise InputError(f"split {split!r} is empty", self.root)
+            raise InputError(_empty_split_message(split, rows), self.root)
         self._indices = np.array([row["index"] for row in self._rows], dtype=np.int64)
         self.resolution = int(self.info["resolution"])
         self.num_channels = int(self.info.get("num_channels", 1))

@@ -81,7 +81,7 @@ def scan_labels(scans: dict[str, str]) -> dict[str, ScanLabels]:
 
 def dataset_description(source: str, name: str) -> dict:
     """``dataset_description.json`` of a derivative dataset; ``source`` (free text) names the inputs."""
-    from stylefa import __version__
+    from stylefa._version import __version__
 
     # BIDS SourceDatasets entries take only DOI/URL/Version, so the inputs are described in
     # GeneratedBy's free-text Description instead.

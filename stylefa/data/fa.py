@@ -107,7 +107,8 @@ def fit_tensor_maps(
     """
     from dipy.core.gradients import gradient_table
     from dipy.reconst.dti import TensorModel
-    from tqdm import tqdm
+
+    from stylefa.progress import progress
 
     gtab = gradient_table(bvals, bvecs=bvecs, b0_threshold=config.b0_threshold)
     model = TensorModel(gtab, fit_method=config.fit_method)
@@ -115,7 +116,7 @@ def fit_tensor_maps(
     md = np.zeros(dwi.shape[:3], dtype=np.float32)
     floored = 0
     starts = range(0, dwi.shape[2], config.slab_size)
-    for start in tqdm(starts, desc="tensor fit", unit="slab", disable=None, leave=False):
+    for start in progress(starts, desc="tensor fit", unit="slab", leave=False):
         slab = slice(start, start + config.slab_size)
         if not mask[:, :, slab].any():
             continue

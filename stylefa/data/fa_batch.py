@@ -194,7 +194,7 @@ def fit_series(task: SeriesTask) -> dict:
 
     Runs in a worker process, so one bad series does not stop the others.
     """
-    from stylefa import __version__
+    from stylefa._version import __version__
     from stylefa.data.fa import fa_from_files
     from stylefa.data.nifti import save_volume
     from stylefa.fileio import write_json
@@ -250,7 +250,7 @@ class BatchResult:
 
 
 def _write_description(output: Path) -> None:
-    from stylefa import __version__
+    from stylefa._version import __version__
     from stylefa.fileio import write_json
 
     path = output / "dataset_description.json"

@@ -470,7 +470,7 @@ def _apply_umask(folder: Path) -> None:
 
 def _finalize(output: Path, work: Path, good: list[dict], bad: list[BadSubject], config: PrepareConfig,
               template_path: Path | None) -> None:
-    from stylefa import __version__
+    from stylefa._version import __version__
     from stylefa.fileio import atomic_dir
 
     grid = config.grid

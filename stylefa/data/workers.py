@@ -11,12 +11,12 @@ Result = TypeVar("Result")
 def run_in_workers(job: Callable[[Task], Result], tasks: Sequence[Task], workers: int, desc: str,
                    unit: str) -> list[Result]:
     """``[job(t) for t in tasks]`` in order, in ``workers`` processes (1: in this process), with
-    a tqdm progress bar (hidden when stderr is not a terminal). ``job`` must be picklable (a
+    progress (``stylefa.progress``: a bar on a terminal, periodic lines in a log). ``job`` must be picklable (a
     module-level function); an exception in a job propagates to the caller."""
-    from tqdm import tqdm
+    from stylefa.progress import progress as progress_bar
 
     results = []
-    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=None) as progress:
+    with progress_bar(total=len(tasks), desc=desc, unit=unit) as progress:
         if workers == 1 or len(tasks) <= 1:
             for task in tasks:
                 results.append(job(task))

@@ -192,7 +192,7 @@ def save_networks(
     """
     from safetensors.torch import save_file
 
-    from stylefa import __version__
+    from stylefa._version import __version__
     from stylefa.fileio import atomic_path
 
     if G is None and G_ema is None and D is None:

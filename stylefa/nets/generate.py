@@ -149,9 +149,9 @@ def load_projected_w(path: Path, G) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def generate(config: GenerateConfig) -> list[Path]:
     """Write the images of ``config``; returns the paths written (existing ones are skipped)."""
     import torch
-    from tqdm.auto import tqdm
 
     from stylefa.nets.checkpoint import load_generator
+    from stylefa.progress import progress
 
     if config.noise_mode not in NOISE_MODES:
         raise InputError(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {config.noise_mode!r}")
@@ -178,7 +178,7 @@ def generate(config: GenerateConfig) -> list[Path]:
     written: list[Path] = []
     todo = [job for job in jobs if config.overwrite or not (config.outdir / f"{job[0]}.png").exists()
             or not (config.outdir / f"{job[0]}.npy").exists()]
-    for stem, key in tqdm(todo, desc="generate", unit="img", disable=None):
+    for stem, key in progress(todo, desc="generate", unit="img"):
         # A per-image RNG makes noise_mode='random' reproducible too, whatever else ran before.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
             torch.manual_seed(key)

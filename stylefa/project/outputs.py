@@ -49,14 +49,14 @@ class TargetResult:
 
 def ssim_fa(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two FA images (clipped to [0, 1]) with the study's settings (one implementation:
-    ``stylefa.study.metrics.ssim``, equal to skimage's to 1e-6)."""
-    from stylefa.study.metrics import ssim
+    ``stylefa.image_metrics.ssim``, equal to skimage's to 1e-6)."""
+    from stylefa.image_metrics import ssim
 
     return ssim(np.clip(a, 0, 1).astype(np.float64), np.clip(b, 0, 1).astype(np.float64))
 
 
 def mse_fa(a: np.ndarray, b: np.ndarray) -> float:
-    from stylefa.study.metrics import mse
+    from stylefa.image_metrics import mse
 
     return mse(np.clip(a, 0, 1).astype(np.float64), np.clip(b, 0, 1).astype(np.float64))
 

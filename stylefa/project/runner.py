@@ -71,7 +71,6 @@ def chunks(items: Sequence, size: int):
 def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | None:
     """Project every target; returns the summary path on rank 0 (None on other ranks)."""
     import torch
-    from tqdm.auto import tqdm
 
     from stylefa.nets.checkpoint import load_generator
     from stylefa.project.perceptual.loader import load_perceptual
@@ -119,8 +118,10 @@ def run_projection(targets: Sequence[TargetSpec], config: RunConfig) -> Path | N
             "compile": config.compile,
         }
         steps = config.project.steps
-        bar = tqdm(total=len(pending) * steps, desc=f"project[{rank}]" if world > 1 else "project",
-                   unit="img-step", disable=None, smoothing=0.05)
+        from stylefa.progress import progress
+
+        bar = progress(total=len(pending) * steps, desc=f"project[{rank}]" if world > 1 else "project",
+                       unit="img-step", smoothing=0.05)
         for chunk in chunks(pending, config.batch):
             fa = np.stack([_load_fa(spec, resolution) for spec in chunk])
             targets_t = torch.from_numpy(fa).to(device)[:, None] * 2 - 1

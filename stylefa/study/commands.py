@@ -124,7 +124,7 @@ def _run_study(args: argparse.Namespace) -> int:
 def _print_findings(result) -> None:
     import json
 
-    from stylefa.study.report_sections import findings_text
+    from stylefa.study.report.sections import findings_text
 
     summary = json.loads(result.summary_json.read_text())
     print("Findings (the study's claims against these measurements; details in the report):")

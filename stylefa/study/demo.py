@@ -4,7 +4,7 @@
   ``--network``;
 - data: a small SIMULATED cohort made by ``stylefa.data.cohort`` with a seed other than the
   training cohort's, so the projected subjects were never seen in training;
-- lesions: a synthetic lesion mask (``stylefa.study.lesions.synthetic_lesion_volume``) unless
+- lesions: a synthetic lesion mask (``stylefa.study.lesions.masks.synthetic_lesion_volume``) unless
   real masks are given, each lesion slice also projected without its lesion (the control);
 - lesion baselines: a normative |z| model fitted on ``normative_subjects`` simulated subjects of
   the training cohort's seed (the demo model's training distribution), and |FA - template FA|.
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylefa.errors import InputError
+from stylefa.study.demo_model import DEMO_MODEL_DIR, DEMO_MODEL_FILE
 
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
-DEMO_MODEL_FILE = "demo_generator.safetensors"
 DEMO_COHORT_SEED = 1001  # the demo model's training cohort uses another seed
 TRAINING_COHORT_SEED = 0  # the demo model's training cohort (MODEL_CARD.md): the normative baseline's data
 

@@ -64,9 +64,9 @@ def check_network(network) -> Slicing:
 
 
 def check_lesion_inputs(lesions: list, flair: list, threshold: float | None = None) -> None:
-    """Read every lesion mask and FLAIR once (the rules of ``stylefa.study.lesions``) so that a bad
+    """Read every lesion mask and FLAIR once (the rules of ``stylefa.study.lesions.masks``) so that a bad
     file stops a command before it writes anything."""
-    from stylefa.study.lesions import expand_paths, load_lesion_volume, pair_flairs
+    from stylefa.study.lesions.masks import expand_paths, load_lesion_volume, pair_flairs
 
     masks = expand_paths(lesions, "lesion mask")
     for mask, flair_path in zip(masks, pair_flairs(masks, expand_paths(flair, "FLAIR"))):

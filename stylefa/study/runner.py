@@ -115,18 +115,14 @@ def project_targets(G, targets: list[Target], config, distance, folder: Path, *,
 LONG_RUN_S = 600.0
 
 
-def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total: int, stream=None) -> float:
-    """Time two projection steps of the first batch and print what the whole run will take;
-    above 10 minutes, also how to make it shorter. Returns the estimate in seconds."""
+def _seconds_per_image_step(G, batch: list[Target], config, distance, w_stats) -> float:
     import dataclasses
-    import sys
     import time
 
     import torch
 
     from stylefa.project.projector import project_batch
 
-    stream = stream or sys.stderr
     images = torch.from_numpy(np.stack([t.fa for t in batch])[:, None] * 2.0 - 1.0).float()
     labels = torch.from_numpy(np.stack([t.label for t in batch])).float() if G.c_dim else None
     probe = dataclasses.replace(config, steps=4)
@@ -135,10 +131,43 @@ def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total
                   on_step=lambda step: stamps.append(time.perf_counter()))
     # Steps 2-4 only: the first step and the set-up carry one-off costs (allocation, target
     # features) that would inflate the estimate several-fold.
-    per_image_step = (stamps[-1] - stamps[0]) / ((len(stamps) - 1) * len(batch))
+    return (stamps[-1] - stamps[0]) / ((len(stamps) - 1) * len(batch))
+
+
+def print_time_estimate(G, batch: list[Target], config, distance, w_stats, total: int, stream=None) -> float:
+    """Time two projection steps of the first batch and print what the whole run will take;
+    above 10 minutes, also how to make it shorter. On a busy machine (``stylefa.runtime.is_busy``)
+    it says so, and with more than one thread it times one thread too and names the faster
+    count (the run resumes, so stopping to rerun with it loses nothing). Returns the estimate
+    in seconds at the current thread count."""
+    import sys
+
+    import torch
+
+    from stylefa.runtime import is_busy, machine_load
+
+    stream = stream or sys.stderr
+    per_image_step = _seconds_per_image_step(G, batch, config, distance, w_stats)
+    threads = torch.get_num_threads()
     estimate = per_image_step * total * config.steps
     line = (f"stylefa: {total} projections x {config.steps} steps on the CPU: about {estimate / 60:.0f} min "
-            f"({per_image_step * 1000:.0f} ms per image and step, {torch.get_num_threads()} thread(s))")
+            f"({per_image_step * 1000:.0f} ms per image and step, {threads} thread(s))")
+    load = machine_load()
+    if load is not None and is_busy(*load):
+        line += (f". The machine is busy (load average {load[0]:.1f} on {load[1]} cores): this estimate holds "
+                 "only while the load lasts")
+        if threads > 1:
+            torch.set_num_threads(1)
+            try:
+                single = _seconds_per_image_step(G, batch, config, distance, w_stats)
+            finally:
+                torch.set_num_threads(threads)
+            if single < 0.9 * per_image_step:
+                line += (f"; one thread is faster now ({single * 1000:.0f} ms per image and step, about "
+                         f"{single * total * config.steps / 60:.0f} min): stop and rerun with --threads 1, "
+                         "the run resumes where it stops")
+            else:
+                line += f"; one thread is not faster ({single * 1000:.0f} ms per image and step)"
     if estimate > LONG_RUN_S:
         quick = 600.0 / (per_image_step * config.steps)
         line += (f". That is long: for a first look use fewer slices/conditions/steps (about {quick:.0f} "

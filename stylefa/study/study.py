@@ -21,8 +21,8 @@ import numpy as np
 from stylefa.errors import InputError
 from stylefa.fileio import file_digest, safe_name, write_csv
 from stylefa.study.conditions import DEFAULT_CONDITIONS, parse_conditions
-from stylefa.study.lesion_study import control_cases, evaluate_study_lesions, load_baselines
-from stylefa.study.lesions import LesionModel
+from stylefa.study.lesions.masks import LesionModel
+from stylefa.study.lesions.study import control_cases, evaluate_study_lesions, load_baselines
 
 
 @dataclass
@@ -130,7 +130,7 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
     that scan's slices with most lesion load."""
     from dataclasses import replace
 
-    from stylefa.study.lesions import (
+    from stylefa.study.lesions.masks import (
         apply_lesion,
         check_overlap,
         min_lesion_pixels,
@@ -177,7 +177,7 @@ def build_lesion_cases(source, lesion_volumes, model: LesionModel, per_mask: int
 
 
 def load_lesion_inputs(config: StudyConfig):
-    from stylefa.study.lesions import expand_paths, load_lesion_volume, pair_flairs, synthetic_lesion_volume
+    from stylefa.study.lesions.masks import expand_paths, load_lesion_volume, pair_flairs, synthetic_lesion_volume
 
     masks = expand_paths(config.lesions, "lesion mask")
     flairs = pair_flairs(masks, expand_paths(config.flair, "FLAIR"))
@@ -319,7 +319,7 @@ def run_study(config: StudyConfig) -> StudyResult:
         training_slicing,
     )
     from stylefa.study.regions import TissuePriors
-    from stylefa.study.report import build_report
+    from stylefa.study.report.page import build_report
     from stylefa.study.runner import Target, project_targets
     from stylefa.study.tables import ROW_COLUMNS, summarize_rows
 
@@ -394,7 +394,7 @@ def run_study(config: StudyConfig) -> StudyResult:
 
     wplus = None
     if config.wplus_residual and controls:
-        from stylefa.study.lesion_study import project_wplus
+        from stylefa.study.lesions.study import project_wplus
 
         ids = set(controls) | {c.target_id for c in controls.values()}
         wplus = project_wplus(G, [t for t in targets if t.id in ids], project_config, distance,
@@ -425,7 +425,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     write_csv(metrics_csv, ROW_COLUMNS, rows)
     summary = summarize_rows(rows, seed=config.seed)
     summary.update(summary_extra)
-    from stylefa.study.convergence import convergence_summary
+    from stylefa.study.report.convergence import convergence_summary
 
     summary["convergence"] = convergence_summary(
         cases + restart_cases, projection_dir,
@@ -438,7 +438,7 @@ def run_study(config: StudyConfig) -> StudyResult:
             cases, controls, projections, lpips_values, planes, normative, template, outdir, config.seed, notes,
             wplus)
     summary["context"] = _context(config, settings, G, time.time() - started)
-    from stylefa.study.findings import findings
+    from stylefa.study.report.findings import findings
 
     summary["findings"] = [f.to_dict() for f in findings(summary)]
     summary_json = outdir / "summary.json"
@@ -449,13 +449,13 @@ def run_study(config: StudyConfig) -> StudyResult:
                                 keep_existing=already_done)
     figure_items["Fig. 6–7 — lesion detection by method and healing"] = lesion_figures
     if summary["convergence"].get("steps"):
-        from stylefa.study.convergence import convergence_figure
+        from stylefa.study.report.convergence import convergence_figure
 
         png = convergence_figure(summary["convergence"], outdir / "figures" / "fig8_convergence")[0]
         figure_items["Fig. 8 — convergence"] = [(png, "Left: mean SSIM inside the brain vs the original after each "
                                                  "number of steps, per condition. Right: perceptual distance to its input of every "
                                                  "target vs step.")]
-    from stylefa.study.derivatives import write_volumes_and_viewer
+    from stylefa.study.report.derivatives import write_volumes_and_viewer
 
     viewer = write_volumes_and_viewer(outdir, cases, projections, source, rows, settings, perceptual_record,
                                       figure_items)
@@ -469,8 +469,8 @@ def run_study(config: StudyConfig) -> StudyResult:
 
 
 def _context(config: StudyConfig, settings: dict, G, runtime_s: float) -> dict:
-    from stylefa.study.demo import DEMO_MODEL_DIR, DEMO_MODEL_FILE
-    from stylefa.study.provenance import study_context
+    from stylefa.study.demo_model import DEMO_MODEL_DIR, DEMO_MODEL_FILE
+    from stylefa.study.report.provenance import study_context
 
     shipped = DEMO_MODEL_DIR / DEMO_MODEL_FILE
     sha = settings["network"]["sha256"]
@@ -482,7 +482,7 @@ def _context(config: StudyConfig, settings: dict, G, runtime_s: float) -> dict:
 
 def draw_figures(cases, projections, rows, slice_scores, folder: Path, max_slices: int,
                  keep_existing: bool = False) -> dict:
-    from stylefa.study import figures as figs
+    from stylefa.study.report import figures as figs
 
     def draw(function, stem: Path, *args, **kwargs) -> Path:
         png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")

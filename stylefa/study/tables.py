@@ -7,7 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from stylefa.study import metrics, stats
+from stylefa import image_metrics as metrics
+from stylefa.study import stats
 
 METRIC_COLUMNS = ("ssim", "mse", "psnr", "mae")
 ROW_COLUMNS = ("slice", "subject", "z_mm", "condition", "comparison", "region", "n_pixels",

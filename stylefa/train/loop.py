@@ -373,8 +373,6 @@ def data_identity(dataset) -> dict[str, Any] | None:
 
 
 def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, progress) -> TrainResult:
-    from tqdm import tqdm
-
     from stylefa.nets.checkpoint import Provenance, load_networks, save_networks
     from stylefa.train.logging import RunLogger, StatsCollector, format_tick_line, grid_indices, grid_shape, save_image_grid
     from stylefa.train.state import load_resume_state, snapshot_files, write_snapshot
@@ -434,9 +432,11 @@ def _training_loop(config, dataset, dist, run_dir, resume_meta, init_networks, p
     total_nimg = int(round(config.total_kimg * 1000))
     bar = None
     if main and progress:
-        bar = tqdm(total=round(config.total_kimg, 3), initial=round(state.cur_nimg / 1000, 3), unit="kimg",
-                   disable=None, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg "
-                   "[{elapsed}<{remaining}{postfix}]")
+        from stylefa.progress import progress as progress_bar
+
+        bar = progress_bar(total=round(config.total_kimg, 3), initial=round(state.cur_nimg / 1000, 3), unit="kimg",
+                           desc="train", bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg "
+                           "[{elapsed}<{remaining}{postfix}]")
     start_time = time.time() - state.elapsed_sec
     tick_start_time = time.time()
     last_snapshot = None

@@ -51,8 +51,8 @@ def run_metrics_command(args: argparse.Namespace) -> int:
             raise InputError(f"{flag}: not found", path)
     names = [n.strip().lower() for n in args.metrics.split(",") if n.strip()]
 
-    import stylefa
     from stylefa.data import FADataset  # written by the data stage
+    from stylefa.nets.checkpoint import load_generator
     from stylefa.runtime import resolve_device
     from stylefa.train.metrics.compute import MetricsConfig, measure_metrics
 
@@ -69,7 +69,7 @@ def run_metrics_command(args: argparse.Namespace) -> int:
         truncation_psi=args.truncation_psi,
     )
     dataset = FADataset(args.data, split=args.split, xflip=False)
-    G = stylefa.load_generator(args.network, device=device)
+    G = load_generator(args.network, device=device)
     measured = measure_metrics(G, dataset, names, config)
     report = {"network": str(args.network), "data": str(args.data), "split": args.split, "results": measured.results,
               "images": {"real": measured.num_real, "generated": measured.num_gen},

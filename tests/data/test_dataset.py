@@ -87,3 +87,25 @@ def test_bad_paths_and_splits(dataset_dir, tmp_path):
         FADataset(dataset_dir, split="validation")
     with pytest.raises(IndexError):
         FADataset(dataset_dir, split="test")[10_000]
+
+
+def test_a_one_subject_dataset_names_the_split_it_has(tmp_path):
+    # prepare puts a lone subject in the train split; study/project default to --split test
+    path = write_subject(tmp_path / "in", "sub-01_FA.nii.gz", voxel=(6.0, 6.0, 6.0))
+    prepare_dataset([path], tmp_path / "ds", PrepareConfig(grid=GRID))
+    with pytest.raises(InputError, match=r"split 'test' is empty; this dataset has train \(4 slices\): "
+                                         r"pass --split train"):
+        FADataset(tmp_path / "ds", split="test")
+    assert len(FADataset(tmp_path / "ds", split="train")) == GRID.num_slices
+
+
+def test_a_nifti_file_given_as_dataset_says_so_and_names_prepare(tmp_path, capsys):
+    from stylefa.cli import main
+
+    path = write_subject(tmp_path / "in", "sub-01_FA.nii.gz", voxel=(6.0, 6.0, 6.0))
+    with pytest.raises(InputError, match="is a NIfTI file, not a prepared dataset folder; make one with `stylefa prepare"):
+        FADataset(path)
+    assert main(["train", "--data", str(path), "--outdir", str(tmp_path / "runs"), "--cfg", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "NIfTI file" in err and "stylefa prepare" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -10,7 +10,7 @@ import pytest
 from stylefa.data.volumes import SliceSpace
 from stylefa.errors import InputError
 from stylefa.data.derivatives import scan_labels
-from stylefa.study.derivatives import collect_scans, condition_label, write_derivatives
+from stylefa.study.report.derivatives import collect_scans, condition_label, write_derivatives
 
 from .stubs import GRID, StubSource, stub_cases
 
@@ -131,7 +131,7 @@ def test_labels():
 def test_group_figure_draws_the_maps(written, tmp_path):
     from PIL import Image
 
-    from stylefa.study.groupmaps import group_figure
+    from stylefa.study.report.groupmaps import group_figure
 
     result = written[0]
     png, pdf = group_figure(result.maps["mean"], result.maps["sd"], result.maps["count"], result.space,

@@ -7,7 +7,7 @@ import pytest
 from skimage.filters import threshold_otsu
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from stylefa.study import detection
+from stylefa.study.lesions import detection
 
 
 def _scores(seed, n=2000, ties=False):

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from stylefa.study import figures
+from stylefa.study.report import figures
 
 
 def _slice(seed=0, n=64):

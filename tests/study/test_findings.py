@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from stylefa.study import findings as F
+from stylefa.study.report import findings as F
 from stylefa.study.tables import summarize_rows
 
 

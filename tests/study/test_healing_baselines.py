@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from stylefa.errors import InputError
-from stylefa.study.baselines import NormativeModel, TemplateFA
-from stylefa.study.healing import control_healing_index, healing_index
+from stylefa.study.lesions.baselines import NormativeModel, TemplateFA
+from stylefa.study.lesions.healing import control_healing_index, healing_index
 
 
 def _lesion_case():

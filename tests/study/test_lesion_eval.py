@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from stylefa.errors import InputError
-from stylefa.study import lesion_eval
-from stylefa.study.lesions import expand_paths, pair_flairs
+from stylefa.study.lesions import evaluation as lesion_eval
+from stylefa.study.lesions.masks import expand_paths, pair_flairs
 
 
 def _slice(rng, patient, lesion_size, shift=0.3, key="s"):
@@ -85,8 +85,8 @@ def test_evaluate_lesions_against_sklearn_and_numpy():
 def test_lesion_report_section_and_figures(tmp_path):
     import json
 
-    from stylefa.study.lesion_figures import healing_distribution, method_comparison
-    from stylefa.study.lesion_report import lesion_section
+    from stylefa.study.lesions.figures import healing_distribution, method_comparison
+    from stylefa.study.lesions.report import lesion_section
     from stylefa.study.study import _json_safe
 
     _, (slice_rows, _, summary) = _evaluated()
@@ -132,7 +132,7 @@ def test_control_projection_uses_the_lesion_seed():
 
 
 def test_control_cases_pair_each_lesion_case():
-    from stylefa.study.lesion_study import control_cases
+    from stylefa.study.lesions.study import control_cases
     from stylefa.study.study import Case
 
     fa = np.full((4, 4), 0.5, np.float32)

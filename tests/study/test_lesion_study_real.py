@@ -17,7 +17,7 @@ def _csv(path):
 def test_real_lesions_on_real_fa(shared_dir, tmp_path, monkeypatch):
     from stylefa.data.cohort import CohortConfig, make_cohort
     from stylefa.study.demo import demo_model_path
-    from stylefa.study.lesion_eval import MIN_SLICE_LESION_PIXELS
+    from stylefa.study.lesions.evaluation import MIN_SLICE_LESION_PIXELS
 
     data = shared_dir / "data"
     template = data / "fa" / "mni_fa_template_1p25mm.nii.gz"

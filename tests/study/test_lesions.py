@@ -7,7 +7,7 @@ from scipy.ndimage import gaussian_filter
 from stylefa.data.nifti import make_volume, save_volume
 from stylefa.data.slices import SliceGrid, sample_axial_slices
 from stylefa.errors import InputError
-from stylefa.study import lesions
+from stylefa.study.lesions import masks as lesions
 from stylefa.study.regions import TissuePriors, regions_from_priors
 
 

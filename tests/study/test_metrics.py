@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from stylefa.study import metrics
+from stylefa import image_metrics as metrics
 
 
 def _pair(seed=0, shape=(48, 40)):

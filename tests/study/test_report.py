@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylefa.study import figures
-from stylefa.study.report import build_report, fmt
+from stylefa.study.report import figures
+from stylefa.study.report.page import build_report, fmt
 
 
 def _report(tmp_path):
@@ -72,7 +72,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_report_opens_with_banner_findings_and_renders_the_model_card(tmp_path):
-    from stylefa.study.report_sections import model_card_html
+    from stylefa.study.report.sections import model_card_html
 
     entry = {"n": 12, "mean": 0.8, "std": 0.01, "median": 0.8, "ci95": [0.78, 0.82]}
     summary = {"n_slices": 12, "condition_order": ["none"],

@@ -88,3 +88,43 @@ def test_every_compute_command_has_threads():
     assert {"train", "project", "study", "demo", "metrics", "generate"} <= set(present)
     for name in present:
         assert any("--threads" in a.option_strings for a in subparsers.choices[name]._actions), name
+
+
+@pytest.mark.parametrize("load, threads, expected", [
+    ((6.0, 2), 2, "one thread is faster now (50 ms per image and step, about 60 min): stop and rerun with --threads 1"),
+    ((6.0, 2), 1, None),  # busy, but already one thread: nothing to compare
+    ((1.5, 2), 2, None),  # idle: no second probe, no remark
+])
+def test_a_busy_machine_is_named_and_the_faster_thread_count_measured(monkeypatch, load, threads, expected):
+    import time
+
+    import stylefa.runtime
+    from tests.project.helpers import tiny_generator
+
+    G = tiny_generator(resolution=16, w_dim=16)
+    stats = compute_w_stats(G, 200)
+    batch = [Target(f"t{i}", np.random.default_rng(i).random((16, 16)).astype(np.float32), None, None)
+             for i in range(2)]
+    now = [0.0]
+
+    def clock():  # a step of 2 images: 0.2 s with two threads, 0.1 s with one (a loaded machine)
+        now[0] += 0.2 if torch.get_num_threads() > 1 else 0.1
+        return now[0]
+
+    monkeypatch.setattr(time, "perf_counter", clock)
+    monkeypatch.setattr(stylefa.runtime, "machine_load", lambda: load)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = io.StringIO()
+        estimate = print_time_estimate(G, batch, ProjectConfig(steps=1000), PixelMSE(), stats, total=72, stream=out)
+        assert torch.get_num_threads() == threads  # measured, not changed
+    finally:
+        torch.set_num_threads(before)
+    text = out.getvalue()
+    assert estimate == pytest.approx((0.1 if threads > 1 else 0.05) * 72 * 1000)
+    assert ("The machine is busy (load average 6.0 on 2 cores)" in text) == (load[0] > load[1])
+    if expected:
+        assert expected in text
+    else:
+        assert "one thread" not in text

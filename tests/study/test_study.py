@@ -333,8 +333,8 @@ def test_study_on_a_prepared_dataset(inputs, tmp_path):
 
 def test_lesion_placement_one_or_all_scans(inputs):
     from stylefa.study.inputs import NiftiSource, training_slicing
-    from stylefa.study.lesion_study import control_cases
-    from stylefa.study.lesions import LesionModel, load_lesion_volume
+    from stylefa.study.lesions.study import control_cases
+    from stylefa.study.lesions.masks import LesionModel, load_lesion_volume
     from stylefa.study.study import build_lesion_cases
 
     source = NiftiSource([inputs / "sub-01_FA.nii.gz", inputs / "sub-02_FA.nii.gz"], training_slicing(None, 32, "G"))

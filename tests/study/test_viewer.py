@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from stylefa.study.report import build_report
-from stylefa.study.viewer import build_blocks, viewer_section
+from stylefa.study.report.page import build_report
+from stylefa.study.report.viewer import build_blocks, viewer_section
 
 from .browser import Browser
 from .stubs import GRID, R, StubSource, stub_cases as _cases

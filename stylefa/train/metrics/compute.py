@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from stylefa.errors import InputError
+from stylefa.progress import progress
 from stylefa.train.metrics.fid import frechet_distance
 from stylefa.train.metrics.inception import InceptionFeatures, load_inception
 from stylefa.train.metrics.kid import kernel_inception_distance
@@ -101,7 +101,7 @@ def dataset_features(dataset, net: InceptionFeatures, config: MetricsConfig) -> 
     stats = FeatureStats(keep_features=True, max_items=config.max_real)
     total = _num_items(dataset, config.max_real)
     batch: list[torch.Tensor] = []
-    with tqdm(total=total, desc="real features", unit="img", disable=None if config.progress else True) as bar:
+    with progress(total=total, desc="real features", unit="img", enabled=config.progress) as bar:
         for item in _items(dataset, config.max_real):
             batch.append(_image_of(item))
             if len(batch) == config.batch:
@@ -150,7 +150,7 @@ def generator_features(G, net: InceptionFeatures, config: MetricsConfig, dataset
     stats = FeatureStats(keep_features=keep_features, max_items=config.num_gen)
     latent_rng = torch.Generator(device="cpu").manual_seed(config.seed)
     label_rng = np.random.default_rng(config.seed)
-    with tqdm(total=config.num_gen, desc="generated features", unit="img", disable=None if config.progress else True) as bar:
+    with progress(total=config.num_gen, desc="generated features", unit="img", enabled=config.progress) as bar:
         while not stats.is_full():
             count = min(config.batch, config.num_gen - stats.num_items)
             z = torch.randn([count, G.z_dim], generator=latent_rng).to(device)

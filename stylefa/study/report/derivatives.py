@@ -193,9 +193,9 @@ def write_study_derivatives(outdir: Path, cases, projections, source, rows, sett
 def write_volumes_and_viewer(outdir: Path, cases, projections, source, rows, settings, perceptual,
                              figure_items: dict) -> str:
     """NIfTI volumes in the BIDS-derivatives layout, the group figure (added to ``figure_items``) and
-    the viewer's HTML (``stylefa.study.derivatives``, ``groupmaps``, ``viewer``)."""
-    from stylefa.study.groupmaps import group_figure
-    from stylefa.study.viewer import build_blocks, viewer_section
+    the viewer's HTML (``stylefa.study.report.derivatives``, ``groupmaps``, ``viewer``)."""
+    from stylefa.study.report.groupmaps import group_figure
+    from stylefa.study.report.viewer import build_blocks, viewer_section
 
     result = write_study_derivatives(outdir, cases, projections, source, rows, settings, perceptual)
     if result.maps is not None:

@@ -1,12 +1,12 @@
 """The study's lesion part: control projections, baselines, per-patient tables, figures.
 
 Called by ``stylefa.study.study.run_study``; the numbers come from
-``stylefa.study.lesion_eval`` (see its docstring for the definitions).
+``stylefa.study.lesions.evaluation`` (see its docstring for the definitions).
 
 Outputs (in the study folder):
 
 - ``lesion_metrics.csv``  one row per patient x method (and ``patient = ALL``: every patient's
-  pixels pooled), columns ``stylefa.study.lesion_eval.PATIENT_COLUMNS``;
+  pixels pooled), columns ``stylefa.study.lesions.evaluation.PATIENT_COLUMNS``;
 - ``lesion_slices.csv``   one row per lesion slice: lesion pixel count, healing indices,
   per-slice detection (empty below the minimum lesion pixels), SSIM/MSE/LPIPS and mean
   scores of the lesioned slice and of its control;
@@ -47,7 +47,7 @@ def control_cases(cases) -> dict:
 
 def load_baselines(config, source, notes: list[str]):
     """The normative model and the FA template for the baselines (either may be None, with a note)."""
-    from stylefa.study.baselines import TemplateFA, fit_normative
+    from stylefa.study.lesions.baselines import TemplateFA, fit_normative
 
     normative = None
     normative_source = None
@@ -106,8 +106,8 @@ def evaluate_study_lesions(cases, controls: dict, projections, lpips_values, pla
 
     Returns (summary['lesions'], report figure items, {lesion target id: its lesion_slices.csv row}).
     """
-    from stylefa.study import lesion_eval
-    from stylefa.study.lesion_figures import healing_distribution, method_comparison
+    from stylefa.study.lesions import evaluation as lesion_eval
+    from stylefa.study.lesions.figures import healing_distribution, method_comparison
 
     items, ids = [], []
     flair_patients = set()

@@ -8,7 +8,7 @@ octet-stream">``; the page decodes a scan's block only when it is first shown (t
 own ``DecompressionStream``), so a study of hundreds of slices still opens at once. The
 signed difference (projection - input) is computed in the page. Colour maps are
 matplotlib's (``gray``, ``RdBu_r``) as 256-entry tables. Nothing is fetched: the JavaScript
-and CSS are inlined from ``stylefa/study/viewer_assets``.
+and CSS are inlined from ``stylefa/study/report/viewer_assets``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def fa_to_uint16(fa: np.ndarray) -> np.ndarray:
 
 def build_blocks(cases, projections: dict[str, np.ndarray], source) -> list[ViewerBlock]:
     """One block per scan, its conditions in the cases' order and its levels by z."""
-    from stylefa.study.figures import _flair_display
+    from stylefa.study.report.figures import _flair_display
 
     planes = {item.key: item for item in source.items}
     grid = source.slicing.grid
@@ -118,7 +118,7 @@ def _lut(name: str) -> list[list[int]]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("stylefa.study").joinpath(ASSETS, name).read_text(encoding="utf-8")
+    return resources.files("stylefa.study.report").joinpath(ASSETS, name).read_text(encoding="utf-8")
 
 
 def _json_for_script(obj) -> str:

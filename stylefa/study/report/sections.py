@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 
-from stylefa.study.findings import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, caveats, findings, format_p
+from stylefa.study.report.findings import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, caveats, findings, format_p
 
 STYLE = """
 .banner { background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 0.9em; margin: 1em 0; }

@@ -63,7 +63,7 @@ def study_context(*, data: list[str], network: str, network_sha256: str, demo_mo
                   steps: int, device: str, runtime_s: float) -> dict:
     import torch
 
-    from stylefa import __version__
+    from stylefa._version import __version__
 
     return {
         "simulated": is_simulated(data),

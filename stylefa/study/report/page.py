@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 from pathlib import Path
 
-from stylefa.study import report_sections
-from stylefa.study.convergence import convergence_html
+from stylefa.study.report import sections as report_sections
+from stylefa.study.report.convergence import convergence_html
+from stylefa.study.report.markup import _e, figure, fmt, mean_ci, table
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -25,52 +23,9 @@ pre { background: #f7f7f7; padding: 0.7em; font-size: 0.8em; overflow-x: auto; }
 """
 
 
-def _e(text) -> str:
-    return html.escape(str(text))
-
-
-def fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if math.isinf(value):
-            return "∞"
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
-            return f"{value:.{max(1, digits - 1)}e}"
-        return f"{value:.{digits}f}"
-    return _e(value)
-
-
-def img_tag(png_path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
-
-
-def figure(png_path: Path, caption: str) -> str:
-    return f"<figure>{img_tag(png_path, caption)}<figcaption>{_e(caption)}</figcaption></figure>"
-
-
-def table(header: list[str], rows: list[list], left: int = 1) -> str:
-    head = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def mean_ci(entry: dict | None, digits: int = 4) -> str:
-    if not entry:
-        return "–"
-    lo, hi = entry["ci95"]
-    return f"{fmt(entry['mean'], digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
-
-
 def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str, list[tuple[Path, str]]],
                  model_card: str | None, perceptual: dict, notes: list[str], viewer: str = "") -> str:
-    """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.viewer``)."""
+    """The report's HTML; ``viewer``: the interactive viewer's section (``stylefa.study.report.viewer``)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
              f"<style>{STYLE}{report_sections.STYLE}</style></head><body><h1>{_e(title)}</h1>"]
     context = summary.get("context", {})
@@ -113,7 +68,7 @@ def build_report(*, title: str, settings: dict, summary: dict, figures: dict[str
     parts.append(convergence_html(summary))
 
     if summary.get("lesions"):
-        from stylefa.study.lesion_report import lesion_section
+        from stylefa.study.lesions.report import lesion_section
 
         parts.append(lesion_section(summary["lesions"]))
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from stylefa.study.figures import _figure, save_figure
+from stylefa.study.report.figures import _figure, save_figure
 
 
 def _num(value) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stylefa.study.report import _e, fmt, mean_ci, table
+from stylefa.study.report.markup import _e, fmt, mean_ci, table
 
 METRIC_LABELS = (("auroc", "AUROC"), ("ap", "AUPRC"), ("best_dice", "best Dice"),
                  ("dice_healthy", "Dice @ healthy thr."))

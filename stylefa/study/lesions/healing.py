@@ -18,7 +18,7 @@ carries the whole FA drop of the lesion on top of the control.
 
 **Real lesions (no original).** For an input whose lesions are real, O is unknown; the
 normative estimate replaces it: the voxel-wise mean FA of the normative model at that slice
-level (``stylefa.study.baselines.NormativeModel``), HI_normative = sum_M (P - L) / sum_M (mu - L).
+level (``stylefa.study.lesions.baselines.NormativeModel``), HI_normative = sum_M (P - L) / sum_M (mu - L).
 For simulated lesions the study reports it too, so its bias against the true HI is visible.
 
 All indices are NaN when the denominator is not positive (no lesion pixel, or a "lesion"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylefa.study import metrics
+from stylefa import image_metrics as metrics
 
 
 def convergence_summary(cases, folder: Path, restart_of: dict[str, str] | None = None) -> dict:
@@ -67,7 +67,7 @@ def restart_spread(targets: list[dict], restart_of: dict[str, str]) -> dict:
 def convergence_figure(summary: dict, stem) -> tuple[Path, Path]:
     """Left: mean SSIM (brain, vs original) vs step per condition. Right: every target's
     perceptual-distance curve."""
-    from stylefa.study.figures import _figure, save_figure
+    from stylefa.study.report.figures import _figure, save_figure
 
     fig = _figure(7.2, 2.9)
     left, right = fig.subplots(1, 2)

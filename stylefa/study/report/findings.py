@@ -170,7 +170,7 @@ def lesion_auroc_ci(lesions: dict, method: str) -> tuple[float, float, str]:
 
 
 def _lesions(summary: dict) -> Finding:
-    """Claim 5 from ``summary['lesions']`` (``stylefa.study.lesion_eval``): the pooled voxel AUROC
+    """Claim 5 from ``summary['lesions']`` (``stylefa.study.lesions.evaluation``): the pooled voxel AUROC
     of the GAN residual with its CI, the healing index, and the baselines scored the same way."""
     claim = "lesions are healed, the difference map shows them"
     lesions = summary.get("lesions") or {}

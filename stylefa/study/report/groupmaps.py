@@ -50,7 +50,7 @@ def group_figure(mean: np.ndarray, sd: np.ndarray, count: np.ndarray, space: Sli
                  n_scans: int, brain: np.ndarray | None = None) -> tuple[Path, Path] | None:
     """Fig. 5: rows mean and SD of |difference| (magma) over the template, inside ``brain`` (any
     contributing scan's brain mask; everywhere if None); None if nothing projected."""
-    from stylefa.study.figures import ABS_DIFF_CMAP, _clean, _figure, save_figure
+    from stylefa.study.report.figures import ABS_DIFF_CMAP, _clean, _figure, save_figure
 
     planes = [k for k in range(space.num_planes) if np.any(count[:, :, k] > 0)]
     if not planes:

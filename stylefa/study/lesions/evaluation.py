@@ -7,8 +7,8 @@ mask) against the same label (the lesion mask):
 
 - ``residual``  = |P - L|        (the GAN residual)
 - ``residual_wplus`` = |P+ - L|  (the residual of a W+ projection, when asked for)
-- ``normative`` = |z(L)|         (``stylefa.study.baselines.NormativeModel``)
-- ``template``  = |L - template| (``stylefa.study.baselines.TemplateFA``)
+- ``normative`` = |z(L)|         (``stylefa.study.lesions.baselines.NormativeModel``)
+- ``template``  = |L - template| (``stylefa.study.lesions.baselines.TemplateFA``)
 
 Per patient (all its lesion slices pooled, on every scan it was placed on) and pooled over
 patients: voxel AUROC, average precision (AUPRC), best-possible Dice and Dice at the
@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stylefa.study import detection, healing, metrics, stats
+from stylefa import image_metrics as metrics
+from stylefa.study import stats
+from stylefa.study.lesions import detection, healing
 
 METHODS = ("residual", "residual_wplus", "normative", "template")
 METHOD_LABELS = {"residual": "GAN residual |projection − input|",

@@ -70,7 +70,7 @@ def test_study_refuses_the_md_map_as_data_and_as_normative_data(md_map, shared_d
 
 
 def test_template_baseline_refuses_a_diffusivity_template(md_map):
-    from stylefa.study.baselines import TemplateFA
+    from stylefa.study.lesions.baselines import TemplateFA
 
     with pytest.raises(InputError, match="look like a diffusivity in mm"):
         TemplateFA.load(md_map)

@@ -1,0 +1,97 @@
+"""Registration methods side by side on every shared real series (issue 22): stylefa / aladin / hybrid.
+
+For each FA map (fitted here from ../shared/data/dwi and ../shared/data/pepolar with `stylefa fa`'s
+library, plus the native-space FA map in ../shared/data/fa) and each method: the brain correlation
+with the template within the scan's coverage, the coverage, the gate's verdict, and the CPU time
+(this process + reg_aladin children, user + system). Then the angle / largest / RMS displacement of
+the template brain between methods, and the within-person consistency of the three Toshiba series
+(one head, one session, three slice tilts: a correct method gives them the same pose).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_registration_methods.py [--methods stylefa,aladin,hybrid]
+
+Prints a Markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stylefa.data.fa import fa_from_files
+from stylefa.data.nifti import load_fa
+from stylefa.data.register import (BRAIN_THRESHOLD, RegistrationConfig, RegistrationQualityError, downsample,
+                                   register_rigid, rotation_angle_degrees)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def fa_maps() -> dict:
+    maps = {}
+    for dwi in sorted((SHARED / "dwi").glob("*_dwi.nii.gz")) + sorted((SHARED / "pepolar").glob("sub-*/dwi/*_dwi.nii.gz")):
+        stem = dwi.name[: -len("_dwi.nii.gz")]
+        base = str(dwi)[: -len(".nii.gz")]
+        maps[stem] = fa_from_files(dwi, base + ".bval", base + ".bvec").fa
+    maps["niivue-native"] = load_fa(SHARED / "fa" / "subj-niivue_space-native_res-2p2mm_FA.nii.gz")
+    return maps
+
+
+def displacement(first: np.ndarray, second: np.ndarray, template) -> tuple[float, float, float]:
+    """(angle deg, largest mm, RMS mm) between two pull matrices over the template brain."""
+    brain = np.argwhere(template.data > BRAIN_THRESHOLD)
+    points = template.affine @ np.vstack([brain.T, np.ones(len(brain))])
+    moved = np.sqrt((((first - second) @ points)[:3] ** 2).sum(axis=0))
+    return rotation_angle_degrees(np.linalg.inv(first) @ second), float(moved.max()), float(np.sqrt((moved**2).mean()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="stylefa,aladin,hybrid")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    template = load_fa(SHARED / "fa" / "mni_fa_template_1p25mm.nii.gz")
+    brain = downsample(template, 2.5)
+    maps = fa_maps()
+    poses: dict = {}
+    print("| series | method | r within coverage | coverage | verdict | CPU s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, volume in maps.items():
+        for method in methods:
+            cpu, wall = cpu_seconds(), time.perf_counter()
+            try:
+                result = register_rigid(volume, template, RegistrationConfig(output_resolution_mm=2.5, method=method))
+                verdict = "pass" if not result.metrics.get("warning") else "pass (partial coverage warning)"
+            except RegistrationQualityError as exc:
+                result, verdict = exc.result, "refused: " + exc.problem.split(":")[0]
+            cpu = cpu_seconds() - cpu
+            poses[name, method] = result.matrix
+            m = result.metrics
+            print(f"| {name} | {method} | {m['correlation_after']:.3f} | {m['coverage_after']:.0%} | {verdict} | "
+                  f"{cpu:.1f} |", flush=True)
+    print("\n| series | methods | angle deg | largest mm | RMS mm |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in maps:
+        for a, b in itertools.combinations(methods, 2):
+            angle, largest, rms = displacement(poses[name, a], poses[name, b], brain)
+            print(f"| {name} | {a} vs {b} | {angle:.2f} | {largest:.1f} | {rms:.1f} |")
+    toshiba = [n for n in maps if n.startswith("sub-toshiba01")]
+    print("\n| method | Toshiba pair | angle deg | largest mm | RMS mm |")
+    print("| --- | --- | --- | --- | --- |")
+    for method in methods:
+        for a, b in itertools.combinations(toshiba, 2):
+            angle, largest, rms = displacement(poses[a, method], poses[b, method], brain)
+            print(f"| {method} | {a[14:]} vs {b[14:]} | {angle:.2f} | {largest:.1f} | {rms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -57,7 +57,8 @@ METHOD_DESCRIPTIONS = {
     "aladin": "NiftyReg reg_aladin -rigOnly (symmetric block matching), from the image centres",
     "hybrid": "stylefa orientation + rotation search, then NiftyReg reg_aladin -rigOnly -noSym -inaff <that pose>",
 }
-# Our own method's second opinion: two independent starts must land within this of each other.
+# Our own method's second opinion: two independent starts must land within this of each other
+# (rotation angle; RMS displacement of the template brain).
 AGREEMENT_DEGREES = 3.0
 AGREEMENT_MM = 3.0
 
@@ -393,21 +394,21 @@ def _own_method(static: Volume, moving: Volume, start: np.ndarray, config: Regis
     other, other_value = _optimise(static, moving, second_start, config)
     if other_value > value:
         matrix, value, other, other_value = other, other_value, matrix, value
-    angle, shift = pose_difference(matrix, other, static)
+    angle, _, rms = pose_difference(matrix, other, static)
     return matrix, {**extra, "mutual_information": value, "second_start_degrees": angle,
-                    "second_start_mm": shift, "second_start_mutual_information": other_value}
+                    "second_start_rms_mm": rms, "second_start_mutual_information": other_value}
 
 
-def pose_difference(first: np.ndarray, second: np.ndarray, template: Volume) -> tuple[float, float]:
-    """Angle (deg) between two pull matrices and the largest displacement (mm) they give the
-    template brain's voxels (template FA > ``BRAIN_THRESHOLD``): how far apart two poses are."""
-    relative = np.linalg.inv(first) @ second
+def pose_difference(first: np.ndarray, second: np.ndarray, template: Volume) -> tuple[float, float, float]:
+    """How far apart two pull matrices are: (angle deg, largest mm, RMS mm), the displacements
+    being those of the template brain's voxels (template FA > ``BRAIN_THRESHOLD``)."""
+    angle = rotation_angle_degrees(np.linalg.inv(first) @ second)
     brain = np.argwhere(template.data > BRAIN_THRESHOLD)
     if len(brain) == 0:
-        return rotation_angle_degrees(relative), 0.0
+        return angle, 0.0, 0.0
     points = template.affine @ np.vstack([brain.T, np.ones(len(brain))])
-    moved = first @ points - second @ points
-    return rotation_angle_degrees(relative), float(np.sqrt((moved[:3] ** 2).sum(axis=0)).max())
+    moved = np.sqrt((((first - second) @ points)[:3] ** 2).sum(axis=0))
+    return angle, float(moved.max()), float(np.sqrt(np.mean(moved**2)))
 
 
 def quality_metrics(reference: np.ndarray, moving: Volume, shape, affine: np.ndarray, matrix: np.ndarray,
@@ -464,10 +465,10 @@ def check_quality(result: RegistrationResult, min_correlation: float | None, pat
         )
     config = config or RegistrationConfig()
     angle = result.metrics.get("second_start_degrees")
-    shift = result.metrics.get("second_start_mm")
+    shift = result.metrics.get("second_start_rms_mm")
     if angle is not None and (angle > config.agreement_degrees or shift > config.agreement_mm):
         raise RegistrationQualityError(
-            f"registration is ambiguous: two independent starts land {angle:.1f} deg / {shift:.1f} mm apart "
+            f"registration is ambiguous: two independent starts land {angle:.1f} deg / {shift:.1f} mm (RMS) apart "
             f"(allowed {config.agreement_degrees:g} deg / {config.agreement_mm:g} mm; brain correlation {shown(after)}); "
             f"use --method hybrid or aladin (pip install 'stylefa[niftyreg]') or check the QC picture",
             path,

@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import resource
-import time
 from pathlib import Path
 
-import numpy as np
 
 from stylefa.data.fa import fa_from_files
 from stylefa.data.nifti import load_fa
-from stylefa.data.register import (BRAIN_THRESHOLD, RegistrationConfig, RegistrationQualityError, downsample,
-                                   register_rigid, rotation_angle_degrees)
+from stylefa.data.register import (RegistrationConfig, RegistrationQualityError, downsample, pose_difference,
+                                   register_rigid)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,12 +44,11 @@ def fa_maps() -> dict:
     return maps
 
 
-def displacement(first: np.ndarray, second: np.ndarray, template) -> tuple[float, float, float]:
-    """(angle deg, largest mm, RMS mm) between two pull matrices over the template brain."""
-    brain = np.argwhere(template.data > BRAIN_THRESHOLD)
-    points = template.affine @ np.vstack([brain.T, np.ones(len(brain))])
-    moved = np.sqrt((((first - second) @ points)[:3] ** 2).sum(axis=0))
-    return rotation_angle_degrees(np.linalg.inv(first) @ second), float(moved.max()), float(np.sqrt((moved**2).mean()))
+def pose_rows(pairs, poses: dict, brain) -> None:
+    """Table rows: (label, pose key a, pose key b) -> angle / largest / RMS displacement of the brain."""
+    for label, a, b in pairs:
+        angle, largest, rms = pose_difference(poses[a], poses[b], brain)
+        print(f"| {label} | {angle:.2f} | {largest:.1f} | {rms:.1f} |")
 
 
 def main() -> None:
@@ -67,7 +64,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for name, volume in maps.items():
         for method in methods:
-            cpu, wall = cpu_seconds(), time.perf_counter()
+            cpu = cpu_seconds()
             try:
                 result = register_rigid(volume, template, RegistrationConfig(output_resolution_mm=2.5, method=method))
                 verdict = "pass" if not result.metrics.get("warning") else "pass (partial coverage warning)"
@@ -78,19 +75,15 @@ def main() -> None:
             m = result.metrics
             print(f"| {name} | {method} | {m['correlation_after']:.3f} | {m['coverage_after']:.0%} | {verdict} | "
                   f"{cpu:.1f} |", flush=True)
-    print("\n| series | methods | angle deg | largest mm | RMS mm |")
-    print("| --- | --- | --- | --- | --- |")
-    for name in maps:
-        for a, b in itertools.combinations(methods, 2):
-            angle, largest, rms = displacement(poses[name, a], poses[name, b], brain)
-            print(f"| {name} | {a} vs {b} | {angle:.2f} | {largest:.1f} | {rms:.1f} |")
+    print("\n| series: methods | angle deg | largest mm | RMS mm |")
+    print("| --- | --- | --- | --- |")
+    pose_rows([(f"{name}: {a} vs {b}", (name, a), (name, b))
+               for name in maps for a, b in itertools.combinations(methods, 2)], poses, brain)
     toshiba = [n for n in maps if n.startswith("sub-toshiba01")]
-    print("\n| method | Toshiba pair | angle deg | largest mm | RMS mm |")
-    print("| --- | --- | --- | --- | --- |")
-    for method in methods:
-        for a, b in itertools.combinations(toshiba, 2):
-            angle, largest, rms = displacement(poses[a, method], poses[b, method], brain)
-            print(f"| {method} | {a[14:]} vs {b[14:]} | {angle:.2f} | {largest:.1f} | {rms:.1f} |")
+    print("\n| method: Toshiba pair (one head, three tilts) | angle deg | largest mm | RMS mm |")
+    print("| --- | --- | --- | --- |")
+    pose_rows([(f"{method}: {a[14:]} vs {b[14:]}", (a, method), (b, method))
+               for method in methods for a, b in itertools.combinations(toshiba, 2)], poses, brain)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,38 @@ def test_coarse_grid_mask_agrees_with_median_otsu():
     dice = 2 * np.count_nonzero(ours & reference) / (ours.sum() + reference.sum())
     print(f"Dice with median_otsu: {dice:.3f}")
     assert dice > 0.97  # measured 0.982 (0.979-0.987 on the eight shared series)
+
+
+def test_mask_out_writes_the_mask_used_one_series_and_cohort(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_fa import AFFINE, synthetic_dwi, write_gradients
+
+    from stylefa.cli import main
+
+    dwi, bvals, bvecs = synthetic_dwi((1.7e-3, 0.4e-3, 0.2e-3), shape=(12, 12, 12))
+    data = dwi.data.astype(np.float32)
+    data[:3] *= 0.02  # dim background: outside the automatic mask
+    bids = tmp_path / "bids" / "sub-01" / "dwi"
+    bids.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(data, AFFINE), bids / "sub-01_dwi.nii.gz")
+    for suffix, source in zip(("bval", "bvec"), write_gradients(tmp_path, bvals, bvecs)):
+        (bids / f"sub-01_dwi.{suffix}").write_text(source.read_text())
+    assert main(["fa", str(bids / "sub-01_dwi.nii.gz"), "-o", str(tmp_path / "fa.nii.gz"),
+                 "--mask-out", str(tmp_path / "mask.nii.gz")]) == 0
+    mask = nib.load(tmp_path / "mask.nii.gz")
+    fa = nib.load(tmp_path / "fa.nii.gz").get_fdata()
+    assert mask.get_data_dtype() == np.uint8 and np.allclose(mask.affine, AFFINE)
+    assert mask.get_fdata()[:3].max() == 0 and mask.get_fdata()[8:].min() == 1
+    assert np.all(fa[mask.get_fdata() == 0] == 0) and np.all(fa[mask.get_fdata() == 1] > 0.5)
+    assert main(["fa", str(tmp_path / "bids"), "-o", str(tmp_path / "derivs"), "--mask-out"]) == 0
+    folder = tmp_path / "derivs" / "sub-01" / "dwi"
+    np.testing.assert_array_equal(nib.load(folder / "sub-01_desc-brain_mask.nii.gz").get_fdata(), mask.get_fdata())
+    import json
+
+    sidecar = json.loads((folder / "sub-01_desc-DTI_FA.json").read_text())
+    assert sidecar["stylefa"]["settings"]["fit_method"] == "mrtrix" and "MRtrix3" in sidecar["Description"]
+    capsys.readouterr()
+    assert main(["fa", str(bids / "sub-01_dwi.nii.gz"), "-o", str(tmp_path / "x.nii.gz"), "--mask-out"]) == 2
+    assert "--mask-out needs a path" in capsys.readouterr().err

@@ -141,3 +141,19 @@ def test_own_method_never_silently_passes_the_partial_coverage_slab():
     aladin = register_rigid(fa, template, RegistrationConfig(output_resolution_mm=2.5, method="aladin"))
     angle, _, rms = pose_difference(ours.matrix, aladin.matrix, downsample(template, 2.5))
     assert angle < 1.5 and rms < 1.5
+
+
+def test_provenance_names_the_registration_and_fit_methods(tmp_path):
+    import json
+
+    from stylefa.data.qc import write_qc_index
+    from stylefa.study.provenance import data_methods
+
+    subjects = [{"subject": "sub-01", "registration": {"method": "hybrid"}, "fit_method": "mrtrix"},
+                {"subject": "sub-02", "registration": {"method": "hybrid"}, "fit_method": "mrtrix"},
+                {"subject": "sub-03", "registration": {"method": "stylefa"}, "fit_method": None}]
+    (tmp_path / "dataset.json").write_text(json.dumps({"subjects": subjects}))
+    assert data_methods([str(tmp_path)]) == "registration: hybrid x2, stylefa x1; tensor fit: mrtrix x2, unknown x1"
+    assert data_methods([str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz")]) is None
+    page = write_qc_index(tmp_path / "index.html", [{"key": "sub-01", "correlation_after": 0.6, "method": "hybrid"}])
+    assert "<th>method</th>" in page.read_text() and "<td>hybrid</td>" in page.read_text()

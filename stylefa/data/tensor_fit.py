@@ -61,8 +61,13 @@ def _weighted_solve(design: np.ndarray, log_signal: np.ndarray, log_weights: np.
     try:
         return np.linalg.solve(normal, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        # A singular voxel (all weights ~0) in the batch: least squares voxel by voxel for this batch.
-        return np.stack([np.linalg.pinv(m, hermitian=True) @ r for m, r in zip(normal, rhs)])
+        # Singular voxels in the batch (weights ~0 on all but a few volumes): solve the others as they
+        # are and those with a vanishing ridge (1e-10 of their mean diagonal), all still batched.
+        sign, _ = np.linalg.slogdet(normal)
+        singular = sign <= 0
+        scale = np.trace(normal[singular], axis1=1, axis2=2)[:, None, None] / normal.shape[1]
+        normal[singular] += 1e-10 * np.maximum(scale, 1e-300) * np.eye(normal.shape[1])
+        return np.linalg.solve(normal, rhs[..., None])[..., 0]
 
 
 def fit_mrtrix(signal: np.ndarray, design: np.ndarray, reweightings: int = MRTRIX_REWEIGHTINGS) -> np.ndarray:

@@ -385,10 +385,16 @@ def _optimise(static: Volume, moving: Volume, start: np.ndarray, config: Registr
 
 def _own_method(static: Volume, moving: Volume, start: np.ndarray, config: RegistrationConfig,
                 extra: dict) -> tuple[np.ndarray, dict]:
-    """Our MI optimisation from the searched start and, as a second opinion, from the plain
-    centre-of-mass start with the rotation search; the better-scoring pose wins, and how far the
-    two land apart is recorded (``check_quality`` refuses a pose the two starts disagree on)."""
+    """Our MI optimisation from the searched start. On partial coverage (< ``PARTIAL_COVERAGE`` of the
+    template brain), where the metric can prefer a tilted pose (issue 22, sub-uih01), a second opinion:
+    the same optimisation from the plain centre-of-mass start with the rotation search; the
+    better-scoring pose wins, and how far the two land apart is recorded (``check_quality`` refuses a
+    pose the two starts disagree on)."""
     matrix, value = _optimise(static, moving, start, config)
+    extra = {**extra, "mutual_information": value}
+    coverage = quality_metrics(static.data, moving, static.shape, static.affine, matrix, "first")["coverage_first"]
+    if coverage >= PARTIAL_COVERAGE:
+        return matrix, extra
     second_config = RegistrationConfig(**{**config.to_dict(), "orientation_search": False})
     second_start, _ = _starting_pose(static, moving, second_config)
     other, other_value = _optimise(static, moving, second_start, config)

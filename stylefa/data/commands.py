@@ -35,6 +35,13 @@ def _register_fa(subparsers) -> None:
                                                   "median_otsu on b=0)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="output FA NIfTI (one series) or output folder (BIDS derivatives, several series)")
+    parser.add_argument("--fit-method", choices=("mrtrix", "dipy-wls"), default="mrtrix",
+                        help="mrtrix (default): weighted least squares on the measured signal + 2 reweightings, as "
+                             "MRtrix3 dwi2tensor; dipy-wls: dipy's WLS (OLS + 1 reweighting; white-matter FA lower at "
+                             "high b)")
+    parser.add_argument("--mask-out", nargs="?", const=True, default=None, metavar="PATH",
+                        help="also write the brain mask used: at PATH (one series) or beside each FA map "
+                             "(..._desc-brain_mask.nii.gz)")
     parser.add_argument("--md", nargs="?", const=True, default=None, metavar="PATH",
                         help="also write mean diffusivity (mm^2/s): at PATH (one series) or beside each FA map")
     parser.add_argument("--b0-threshold", type=float, default=50.0,
@@ -54,8 +61,8 @@ def _register_fa(subparsers) -> None:
 def _fa_config(args):
     from stylefa.data.fa import FAConfig
 
-    return FAConfig(b0_threshold=args.b0_threshold, bvec_norm_tolerance=args.bvec_norm_tolerance,
-                    bvec_norm_encodes_b=args.bvec_norm_encodes_b)
+    return FAConfig(fit_method=args.fit_method, b0_threshold=args.b0_threshold,
+                    bvec_norm_tolerance=args.bvec_norm_tolerance, bvec_norm_encodes_b=args.bvec_norm_encodes_b)
 
 
 def _is_single(args) -> bool:
@@ -85,7 +92,9 @@ def _run_fa(args) -> None:
 
 
 def _run_fa_single(args) -> None:
-    from stylefa.data.fa import fa_from_files
+    import numpy as np
+
+    from stylefa.data.fa import fa_from_files, mask_volume
     from stylefa.data.fa_batch import series_from_path
     from stylefa.data.nifti import is_nifti_path, save_volume
     from stylefa.errors import InputError
@@ -93,7 +102,9 @@ def _run_fa_single(args) -> None:
     dwi = Path(args.inputs[0])
     if args.md is True:
         raise InputError("--md needs a path for one series (e.g. --md MD.nii.gz)")
-    for path in (args.output, args.md):
+    if args.mask_out is True:
+        raise InputError("--mask-out needs a path for one series (e.g. --mask-out mask.nii.gz)")
+    for path in (args.output, args.md, args.mask_out):
         if path is not None and not is_nifti_path(path):
             raise InputError("output must end in .nii or .nii.gz", path)
     siblings = series_from_path(dwi)
@@ -104,7 +115,8 @@ def _run_fa_single(args) -> None:
             raise InputError(f"no {what} given and no BIDS sibling {path.name} beside the DWI", dwi)
     result = fa_from_files(dwi, bval, bvec, args.mask, _fa_config(args))
     if result.auto_mask:
-        print(f"no --mask given: automatic brain mask (median_otsu on the mean b=0) has {int(result.mask.sum())} voxels")
+        print(f"no --mask given: automatic brain mask (median_otsu recipe on the mean b=0) has "
+              f"{int(result.mask.sum())} voxels")
     if result.gradients.get("rescaled_by_bvec_norm"):
         print(f"--bvec-norm-encodes-b: {result.gradients['rescaled_by_bvec_norm']} b-value(s) scaled by |g|^2; "
               f"shells {', '.join(f'{b:g}' for b in result.gradients['shells_s_per_mm2'])} s/mm^2")
@@ -114,6 +126,9 @@ def _run_fa_single(args) -> None:
     if args.md is not None:
         save_volume(result.md, Path(args.md))
         print(f"wrote {args.md}")
+    if args.mask_out is not None:
+        save_volume(mask_volume(result), Path(args.mask_out), dtype=np.uint8)
+        print(f"wrote {args.mask_out}")
 
 
 def _run_fa_batch(args) -> None:
@@ -127,7 +142,7 @@ def _run_fa_batch(args) -> None:
         raise InputError("several DWI series (or a folder/glob) need an output folder, not a NIfTI file name",
                          args.output)
     result = fa_cohort(args.inputs, args.output, _fa_config(args), workers=args.workers,
-                       write_md=args.md is not None, skip_bad=args.skip_bad)
+                       write_md=args.md is not None, skip_bad=args.skip_bad, write_mask=args.mask_out is not None)
     from stylefa.data.prepare_cli import print_discovery
 
     print_discovery("fa", result.discovery)
@@ -180,7 +195,7 @@ def _run_register(args) -> None:
         raise InputError("QC picture must end in .png", args.qc)
     config = RegistrationConfig(output_resolution_mm=args.resolution, rotation_search_degrees=args.rotation_search,
                                 orientation_search=not args.no_orientation_search,
-                                min_correlation=args.min_correlation)
+                                min_correlation=args.min_correlation, method=args.method)
     template_path = find_template(args.template)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClippedValuesWarning)
@@ -191,7 +206,7 @@ def _run_register(args) -> None:
     result = register_rigid(moving, template, config)
     metrics = result.metrics
     print(
-        f"rotation {metrics['rotation_degrees']:.1f} deg; brain correlation with the template "
+        f"{metrics['method']}: rotation {metrics['rotation_degrees']:.1f} deg; brain correlation with the template "
         f"{_number(metrics['correlation_before'])} -> {_number(metrics['correlation_after'])} "
         f"(template brain covered: {metrics['coverage_after']:.0%}; gate {_number(metrics['gate'])})"
     )

@@ -82,6 +82,9 @@ class DWISeries:
     def md_path(self, output: Path) -> Path:
         return self.folder(output) / f"{self.name}_desc-DTI_MD.nii.gz"
 
+    def mask_path(self, output: Path) -> Path:
+        return self.folder(output) / f"{self.name}_desc-brain_mask.nii.gz"
+
 
 def _stem(path: Path) -> str:
     stem = nifti_stem(path)
@@ -156,6 +159,7 @@ class SeriesTask:
     output: Path
     config: FAConfig
     write_md: bool
+    write_mask: bool = False
 
 
 def _finished(task: SeriesTask) -> dict | None:
@@ -163,6 +167,8 @@ def _finished(task: SeriesTask) -> dict | None:
     sidecar = task.series.sidecar_path(task.output)
     fa = task.series.fa_path(task.output)
     if not (sidecar.is_file() and fa.is_file()) or (task.write_md and not task.series.md_path(task.output).is_file()):
+        return None
+    if task.write_mask and not task.series.mask_path(task.output).is_file():
         return None
     try:
         record = json.loads(sidecar.read_text())
@@ -195,7 +201,7 @@ def fit_series(task: SeriesTask) -> dict:
     Runs in a worker process, so one bad series does not stop the others.
     """
     from stylefa._version import __version__
-    from stylefa.data.fa import fa_from_files
+    from stylefa.data.fa import FIT_DESCRIPTIONS, fa_from_files, mask_volume
     from stylefa.data.nifti import save_volume
     from stylefa.fileio import write_json
 
@@ -219,8 +225,10 @@ def fit_series(task: SeriesTask) -> dict:
     save_volume(result.fa, series.fa_path(task.output))
     if task.write_md:
         save_volume(result.md, series.md_path(task.output))
+    if task.write_mask:
+        save_volume(mask_volume(result), series.mask_path(task.output), dtype=np.uint8)
     sidecar = {
-        "Description": "Fractional anisotropy of a diffusion-tensor fit (dipy TensorModel, weighted least squares), "
+        "Description": f"Fractional anisotropy of a diffusion-tensor fit ({FIT_DESCRIPTIONS[task.config.fit_method]}), "
                        "clipped to [0, 1], 0 outside the brain mask",
         "Sources": [str(series.dwi), str(series.bval), str(series.bvec)],
         "Units": "arbitrary (FA, 0-1)",
@@ -261,7 +269,8 @@ def _write_description(output: Path) -> None:
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "stylefa", "Version": __version__,
-                         "Description": "stylefa fa: diffusion-tensor fit (dipy, WLS) -> FA"}],
+                         "Description": "stylefa fa: diffusion-tensor fit -> FA (the fit: each sidecar's "
+                                        "stylefa.settings.fit_method)"}],
     })
 
 
@@ -272,7 +281,8 @@ def _run(tasks: list[SeriesTask], workers: int) -> list[dict]:
 
 
 def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config: FAConfig | None = None,
-              workers: int = 1, write_md: bool = False, skip_bad: bool = False) -> BatchResult:
+              workers: int = 1, write_md: bool = False, skip_bad: bool = False,
+              write_mask: bool = False) -> BatchResult:
     """FA maps for every DWI series in ``inputs`` (files, globs, BIDS folders) under ``output``.
 
     Good series are always written (so a rerun resumes); bad ones are collected and raised
@@ -287,7 +297,7 @@ def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config
         raise InputError("output must be a folder when several DWI series are given", output)
     ensure_writable_folder(output)
     _write_description(output)
-    results = _run([SeriesTask(s, output, config, write_md) for s in series], workers)
+    results = _run([SeriesTask(s, output, config, write_md, write_mask) for s in series], workers)
     bad = [BadSubject(s.path, s.reason) for s in found.unavailable]  # broken symlinks, with skip_bad
     bad += [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]
     good = [r for r in results if r["ok"]]

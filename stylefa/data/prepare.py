@@ -70,6 +70,8 @@ class PrepareConfig:
     drop_duplicates: bool = False  # keep only the first of inputs with the same voxels (else an error)
     # --register quality gate (see stylefa.data.register.DEFAULT_MIN_CORRELATION); None: no gate
     min_correlation: float | None = DEFAULT_MIN_CORRELATION
+    # --register method (stylefa.data.register.METHODS, or "auto": hybrid with NiftyReg, else stylefa)
+    registration_method: str = "auto"
 
     def __post_init__(self):
         fractions = tuple(float(f) for f in self.split_fractions)
@@ -100,6 +102,7 @@ class PrepareConfig:
             "skip_bad": self.skip_bad,
             "drop_duplicates": self.drop_duplicates,
             "min_correlation": self.min_correlation,
+            "registration_method": self.registration_method,
         }
 
     @classmethod
@@ -118,6 +121,7 @@ class PrepareConfig:
             skip_bad=bool(data["skip_bad"]),
             drop_duplicates=bool(data.get("drop_duplicates", False)),
             min_correlation=data.get("min_correlation", DEFAULT_MIN_CORRELATION),
+            registration_method=data.get("registration_method", "auto"),
         )
 
     def shard_fingerprint(self, template_path: Path | None) -> dict:
@@ -129,6 +133,7 @@ class PrepareConfig:
             "mask_threshold": self.mask_threshold,
             "sibling_masks": self.sibling_masks,
             "min_correlation": self.min_correlation if self.register else None,
+            "registration_method": self.registration_method if self.register else None,
             "shard_version": 3,  # 3: voxel_sha256 and slice_means (duplicate scans)
         }
 
@@ -167,6 +172,7 @@ class SubjectTask:
     mask_threshold: float
     sibling_masks: bool
     min_correlation: float | None = DEFAULT_MIN_CORRELATION
+    registration_method: str = "auto"
 
 
 def _qc_path(shard_dir: Path, key: str) -> Path:
@@ -183,7 +189,7 @@ def _load_template(path: Path):
     return canonical(load_fa(path))
 
 
-def _register(volume, template_path: Path, min_correlation: float | None, qc_path: Path):
+def _register(volume, template_path: Path, min_correlation: float | None, qc_path: Path, method: str = "auto"):
     """(affine that places the subject's voxels in template world, registration metrics).
 
     Writes the QC picture to ``qc_path``, also for a registration that fails the quality
@@ -202,7 +208,7 @@ def _register(volume, template_path: Path, min_correlation: float | None, qc_pat
     from stylefa.data.register import RegistrationQualityError
 
     config = RegistrationConfig(output_resolution_mm=RegistrationConfig().working_resolution_mm,
-                                min_correlation=min_correlation)
+                                min_correlation=min_correlation, method=method)
     try:
         result = register_rigid(volume, template, config)
     except RegistrationQualityError as exc:
@@ -223,6 +229,19 @@ def _cached_template(path: Path):
     return _TEMPLATE_CACHE[path]
 
 
+def _fit_method(path: Path) -> str | None:
+    """The tensor fit named by the ``stylefa fa`` sidecar beside an FA map (None without one)."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            sidecar = path.with_name(name[: -len(suffix)] + ".json")
+            try:
+                return json.loads(sidecar.read_text())["stylefa"]["settings"]["fit_method"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
 def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     """Load, (register), sample and mask one subject: (FA [S,R,R], masks [S,R,R], info)."""
     from stylefa.data.duplicates import slice_means, voxel_sha256
@@ -237,7 +256,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
     affine, registration = volume.affine, None
     if task.template_path is not None:
         affine, registration = _register(volume, task.template_path, task.min_correlation,
-                                         _qc_path(task.shard_dir, task.subject.key))
+                                         _qc_path(task.shard_dir, task.subject.key), task.registration_method)
         if registration.get("warning"):
             notes.append(registration["warning"])
     check_levels_inside(volume.data.shape, affine, task.grid.levels_mm, path)
@@ -272,6 +291,7 @@ def slice_subject(task: SubjectTask) -> tuple[np.ndarray, np.ndarray, dict]:
         "mask_identity": None if mask_path is None else _file_identity(mask_path),
         "registered": task.template_path is not None,
         "registration": registration,
+        "fit_method": _fit_method(path),
         "mask_source": mask_source,
         "notes": notes,
         # One scan under two names (stylefa.data.duplicates): the loaded voxels, the cut slices.
@@ -403,6 +423,7 @@ def prepare_dataset(inputs: list[str | os.PathLike], output: str | os.PathLike, 
             mask_threshold=config.mask_threshold,
             sibling_masks=config.sibling_masks,
             min_correlation=config.min_correlation,
+            registration_method=config.registration_method,
         )
         for s in subjects
     ]
@@ -455,7 +476,7 @@ def _write_qc(tmp: Path, work: Path, good: list[dict], bad: list[BadSubject]) ->
             shutil.copyfile(source, folder / picture)
         entries.append({"key": key, "status": status, "picture": picture,
                         **{k: metrics.get(k) for k in ("correlation_before", "correlation_after", "coverage_after",
-                                                         "rotation_degrees")}})
+                                                         "rotation_degrees", "method")}})
     write_qc_index(folder / "index.html", entries, title="stylefa prepare --register: registration QC")
     return {"index": "qc/index.html", "pictures": "qc/<key>.png",
             "metric": "brain correlation with the template (after registration), worst first"}
@@ -544,6 +565,7 @@ def _finalize(output: Path, work: Path, good: list[dict], bad: list[BadSubject],
             "subjects": [
                 {"key": i["key"], "subject": i["subject"], "session": i["session"], "split": splits[i["subject"]],
                  "source": i["source"], "registered": i["registered"], "registration": i.get("registration"),
+                 "fit_method": i.get("fit_method"),
                  "mask": i["mask_source"], "notes": i["notes"]}
                 for i in good
             ],

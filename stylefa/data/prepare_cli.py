@@ -29,9 +29,14 @@ def print_discovery(command: str, discovery) -> None:
 
 
 def add_gate_arguments(parser) -> None:
-    """``--min-correlation`` (shared by ``register`` and ``prepare``)."""
+    """``--min-correlation`` and ``--method`` (shared by ``register`` and ``prepare``)."""
     from stylefa.data.register import DEFAULT_MIN_CORRELATION
 
+    parser.add_argument("--method", choices=("auto", "stylefa", "aladin", "hybrid"), default="auto",
+                        help="registration: aladin = NiftyReg reg_aladin alone (the study's way); hybrid = our "
+                             "orientation search, then reg_aladin -rigOnly -noSym from that pose; stylefa = our own "
+                             "(no NiftyReg needed); auto (default) = hybrid when NiftyReg is installed "
+                             "(pip install 'stylefa[niftyreg]'), else stylefa")
     parser.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION, metavar="R",
                         help="quality gate: a registration whose brain correlation with the template stays below R "
                              f"is an error (default {DEFAULT_MIN_CORRELATION:g}, 0.05 lower for subjects covering "
@@ -111,6 +116,7 @@ def run_prepare(args) -> int:
         skip_bad=args.skip_bad,
         drop_duplicates=args.drop_duplicates,
         min_correlation=args.min_correlation,
+        registration_method=args.method,
     )
     result = prepare_dataset(args.inputs, args.output, config)
     print_discovery("prepare", result.discovery)

@@ -116,7 +116,7 @@ def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "R
     """An HTML page listing every subject, worst correlation first.
 
     ``entries``: dicts with ``key``, ``correlation_before``, ``correlation_after``,
-    ``coverage_after``, ``rotation_degrees``, ``status`` ("ok", "ok; <caveat>" or the problem) and ``picture``
+    ``coverage_after``, ``rotation_degrees``, ``method`` (the registration method), ``status`` ("ok", "ok; <caveat>" or the problem) and ``picture``
     (a path relative to the page, or None).
     """
     from stylefa.fileio import write_text
@@ -137,6 +137,7 @@ def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "R
             f'<tr class="{row_class}"><td>{html.escape(entry["key"])}</td>'
             f'<td>{shown(entry.get("correlation_before"))}</td><td><b>{shown(entry.get("correlation_after"))}</b></td>'
             f'<td>{shown(entry.get("coverage_after"), "{:.0%}")}</td><td>{shown(entry.get("rotation_degrees"), "{:.1f}")}</td>'
+            f'<td>{html.escape(str(entry.get("method") or "n/a"))}</td>'
             f'<td>{html.escape(entry.get("status", "ok"))}</td><td>{image}</td></tr>'
         )
     page = f"""<!DOCTYPE html>
@@ -149,7 +150,7 @@ a{{color:#9cf}}</style></head><body>
 the template brain (FA &gt; 0.05) covered by the subject's field of view, before and after registration; coverage is the
 fraction of the template brain the subject covers. Red outlines in the pictures are the template's edges.</p>
 <table><tr><th>subject</th><th>corr. before</th><th>corr. after</th><th>coverage</th><th>rotation (deg)</th>
-<th>status</th><th>QC picture</th></tr>
+<th>method</th><th>status</th><th>QC picture</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
 """

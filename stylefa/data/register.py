@@ -38,6 +38,7 @@ from stylefa.data.nifti import Volume, make_volume
 from stylefa.errors import InputError
 
 BRAIN_THRESHOLD = 0.05  # template FA above this counts as brain for the correlation
+FINEST_ITERS = 200  # final polish at the finest level, all voxels: runs until the optimiser converges
 SEARCH_SCALE = 4  # the rotation search runs at this multiple of the working resolution (10 mm)
 SEARCH_KEEP = 3  # best-scoring starting rotations refined before choosing one
 SEARCH_REFINE_ITERS = 30
@@ -48,6 +49,18 @@ DEFAULT_MIN_CORRELATION = 0.45
 # check there; it is lowered by PARTIAL_RELIEF and a warning is given.
 PARTIAL_COVERAGE = 0.8
 PARTIAL_RELIEF = 0.05
+# "stylefa": our own MI search; "aladin": NiftyReg reg_aladin alone (the study's way); "hybrid": our
+# orientation search, then reg_aladin -rigOnly -noSym from that pose (stylefa.data.niftyreg).
+METHODS = ("stylefa", "aladin", "hybrid")
+METHOD_DESCRIPTIONS = {
+    "stylefa": "stylefa: orientation + rotation search, Mattes MI within the scan's field of view (dipy)",
+    "aladin": "NiftyReg reg_aladin -rigOnly (symmetric block matching), from the image centres",
+    "hybrid": "stylefa orientation + rotation search, then NiftyReg reg_aladin -rigOnly -noSym -inaff <that pose>",
+}
+# Our own method's second opinion: two independent starts must land within this of each other
+# (rotation angle; RMS displacement of the template brain).
+AGREEMENT_DEGREES = 3.0
+AGREEMENT_MM = 3.0
 
 
 @dataclass
@@ -81,6 +94,9 @@ class RegistrationConfig:
     orientation_search: bool = True
     min_correlation: float | None = DEFAULT_MIN_CORRELATION
     seed: int = 0
+    method: str = "auto"
+    agreement_degrees: float = AGREEMENT_DEGREES
+    agreement_mm: float = AGREEMENT_MM
 
     def __post_init__(self):
         self.level_iters = tuple(int(v) for v in self.level_iters)
@@ -94,6 +110,8 @@ class RegistrationConfig:
             raise InputError("rotation_search_step must be positive")
         if self.sampling_proportion is not None and not 0 < self.sampling_proportion <= 1:
             raise InputError("sampling_proportion must be in (0, 1] or None")
+        if self.method not in METHODS + ("auto",):
+            raise InputError(f"unknown registration method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.min_correlation is not None and not -1.0 <= self.min_correlation <= 1.0:
             raise InputError(f"minimum correlation must lie in [-1, 1], got {self.min_correlation:g}")
 
@@ -243,59 +261,49 @@ def _check_volume(volume: Volume, name: str) -> None:
         raise InputError(f"{name} has no positive voxels", volume.path)
 
 
+def resolve_method(method: str) -> str:
+    """``"auto"`` -> ``"hybrid"`` when NiftyReg is installed, else ``"stylefa"``; others unchanged.
+    Raises ``InputError`` for ``aladin``/``hybrid`` without NiftyReg."""
+    from stylefa.data.niftyreg import INSTALL_HINT, available
+
+    if method == "auto":
+        return "hybrid" if available() else "stylefa"
+    if method in ("aladin", "hybrid") and not available():
+        raise InputError(f"--method {method}: {INSTALL_HINT}")
+    return method
+
+
 def register_rigid(moving: Volume, template: Volume, config: RegistrationConfig | None = None) -> RegistrationResult:
     """Rigidly align ``moving`` (an FA map in any space) to ``template`` (an FA template).
 
-    Returns the moving image resampled (linear) onto the output grid, the 4x4 matrix
-    (template world mm -> moving world mm) and metrics: the final mutual information and
-    the brain correlation with the template before (affines only) and after.
+    ``config.method`` chooses the optimiser (``METHODS``; module doc). Returns the moving image
+    resampled (linear) onto the output grid, the 4x4 matrix (template world mm -> moving world mm)
+    and metrics: the brain correlation with the template before (affines only) and after, the
+    coverage, the method, and for our own method the disagreement of its two starts.
+    Raises ``RegistrationQualityError`` when the result fails the gate (``check_quality``).
     """
-    from dipy.align.imaffine import AffineRegistration, MutualInformationMetric, transform_centers_of_mass
-    from dipy.align.transforms import RigidTransform3D, TranslationTransform3D
-
     config = config or RegistrationConfig()
     _check_volume(moving, "moving image")
     _check_volume(template, "template")
+    method = resolve_method(config.method)
     static = downsample(template, config.working_resolution_mm)
-    moving_data = np.clip(moving.data, 0.0, 1.0).astype(np.float64)
-    static_data = static.data.astype(np.float64)
+    clipped = moving.with_data(np.clip(moving.data, 0.0, 1.0).astype(np.float64))
+    extra: dict = {}
+    if method == "aladin":
+        from stylefa.data.niftyreg import run_aladin
 
-    def optimizer(level_iters, sigmas, factors):
-        metric = MutualInformationMetric(nbins=config.nbins, sampling_proportion=config.sampling_proportion)
-        return AffineRegistration(
-            metric=metric, level_iters=list(level_iters), sigmas=list(sigmas), factors=list(factors), verbosity=0
-        )
+        matrix = run_aladin(moving, static, start=None, symmetric=True)
+    else:
+        with _seeded_numpy(config.seed), warnings.catch_warnings():
+            # dipy warns about positional arguments inside its own calls; not ours to fix.
+            warnings.simplefilter("ignore", UserWarning)
+            start, extra["orientation_search"] = _starting_pose(static, clipped, config)
+            if method == "hybrid":
+                from stylefa.data.niftyreg import run_aladin
 
-    def optimize(registration, transform, start):
-        mapping, _, value = registration.optimize(
-            static_data,
-            moving_data,
-            transform,
-            None,
-            static_grid2world=static.affine,
-            moving_grid2world=moving.affine,
-            starting_affine=start,
-            ret_metric=True,
-        )
-        return mapping.affine, float(value)
-
-    with _seeded_numpy(config.seed), warnings.catch_warnings():
-        # dipy warns about positional arguments inside its own calls; not ours to fix.
-        warnings.simplefilter("ignore", UserWarning)
-        start = transform_centers_of_mass(static_data, static.affine, moving_data, moving.affine).affine
-        orientation = None
-        if config.orientation_search:
-            from stylefa.data.orientation import best_orientation
-
-            coarse_mm = config.working_resolution_mm * SEARCH_SCALE
-            start, orientation = best_orientation(downsample(static, coarse_mm),
-                                                  downsample(moving.with_data(moving_data), coarse_mm),
-                                                  config.nbins, ORIENTATION_KEEP, SEARCH_REFINE_ITERS)
-        if config.rotation_search_degrees > 0:
-            start = _search_rotations(start, static, moving.with_data(moving_data), config)
-        full = optimizer(config.level_iters, config.sigmas, config.factors)
-        translated, _ = optimize(full, TranslationTransform3D(), start)
-        matrix, value = optimize(full, RigidTransform3D(), translated)
+                matrix = run_aladin(moving, static, start=start, symmetric=False)
+            else:
+                matrix, extra = _own_method(static, clipped, start, config, extra)
 
     if config.output_resolution_mm is None:
         out_shape, out_affine = template.shape, template.affine
@@ -305,20 +313,108 @@ def register_rigid(moving: Volume, template: Volume, config: RegistrationConfig 
         reference = downsample(template, config.output_resolution_mm).data
     moved = resample(moving, out_shape, out_affine, matrix)
     metrics = {
-        "mutual_information": -value,
+        "method": method,
+        "method_description": METHOD_DESCRIPTIONS[method],
         **quality_metrics(reference, moving, out_shape, out_affine, np.eye(4), "before"),
         **quality_metrics(reference, moving, out_shape, out_affine, matrix, "after", moved),
         "rotation_degrees": rotation_angle_degrees(matrix),
         "brain_threshold": BRAIN_THRESHOLD,
-        "orientation_search": orientation,
+        "orientation_search": None,
         "min_correlation": config.min_correlation,
+        **extra,
     }
     metrics["gate"] = effective_gate(config.min_correlation, metrics["coverage_after"])
     metrics["warning"] = partial_coverage_warning(metrics)
     header = template.header if config.output_resolution_mm is None else None
     result = RegistrationResult(volume=make_volume(moved, out_affine, header=header), matrix=matrix, metrics=metrics)
-    check_quality(result, config.min_correlation, moving.path)
+    check_quality(result, config.min_correlation, moving.path, config)
     return result
+
+
+def _starting_pose(static: Volume, moving: Volume, config: RegistrationConfig) -> tuple[np.ndarray, dict | None]:
+    """Centre-of-mass start, then the orientation search and the rotation search (as configured)."""
+    from dipy.align.imaffine import transform_centers_of_mass
+
+    start = transform_centers_of_mass(static.data.astype(np.float64), static.affine, moving.data,
+                                      moving.affine).affine
+    orientation = None
+    if config.orientation_search:
+        from stylefa.data.orientation import best_orientation
+
+        coarse_mm = config.working_resolution_mm * SEARCH_SCALE
+        start, orientation = best_orientation(downsample(static, coarse_mm), downsample(moving, coarse_mm),
+                                              config.nbins, ORIENTATION_KEEP, SEARCH_REFINE_ITERS)
+    if config.rotation_search_degrees > 0:
+        start = _search_rotations(start, static, moving, config)
+    return start, orientation
+
+
+def _optimise(static: Volume, moving: Volume, start: np.ndarray, config: RegistrationConfig) -> tuple[np.ndarray, float]:
+    """Translation, then rigid, multi-resolution Mattes MI from ``start``: (matrix, MI).
+
+    The metric only sees template voxels inside the moving image's field of view (its
+    ``moving_mask``): outside it the moving image reads 0, and on partial coverage (a 20-slice
+    slab) that empty space would otherwise pull the pose.
+    """
+    from dipy.align.imaffine import AffineRegistration, MutualInformationMetric
+    from dipy.align.transforms import RigidTransform3D, TranslationTransform3D
+
+    def run(transform, begin):
+        registration = AffineRegistration(
+            metric=MutualInformationMetric(nbins=config.nbins, sampling_proportion=config.sampling_proportion),
+            level_iters=list(config.level_iters), sigmas=list(config.sigmas), factors=list(config.factors),
+            verbosity=0)
+        mapping, _, value = registration.optimize(
+            static.data.astype(np.float64), moving.data, transform, None, static_grid2world=static.affine,
+            moving_grid2world=moving.affine, starting_affine=begin, ret_metric=True,
+            moving_mask=np.ones(moving.shape[:3], np.int32))
+        return mapping.affine, float(value)
+
+    translated, _ = run(TranslationTransform3D(), start)
+    matrix, value = run(RigidTransform3D(), translated)
+    # Polish at the finest level until the rigid optimiser stops moving (issue 22: sub-philips01
+    # stopped 5.6 deg short of the optimum of its own metric).
+    registration = AffineRegistration(metric=MutualInformationMetric(nbins=config.nbins, sampling_proportion=None),
+                                      level_iters=[FINEST_ITERS], sigmas=[0.0], factors=[1], verbosity=0)
+    mapping, _, polished = registration.optimize(
+        static.data.astype(np.float64), moving.data, RigidTransform3D(), None, static_grid2world=static.affine,
+        moving_grid2world=moving.affine, starting_affine=matrix, ret_metric=True,
+        moving_mask=np.ones(moving.shape[:3], np.int32))
+    return mapping.affine, -float(polished)
+
+
+def _own_method(static: Volume, moving: Volume, start: np.ndarray, config: RegistrationConfig,
+                extra: dict) -> tuple[np.ndarray, dict]:
+    """Our MI optimisation from the searched start. On partial coverage (< ``PARTIAL_COVERAGE`` of the
+    template brain), where the metric can prefer a tilted pose (issue 22, sub-uih01), a second opinion:
+    the same optimisation from the plain centre-of-mass start with the rotation search; the
+    better-scoring pose wins, and how far the two land apart is recorded (``check_quality`` refuses a
+    pose the two starts disagree on)."""
+    matrix, value = _optimise(static, moving, start, config)
+    extra = {**extra, "mutual_information": value}
+    coverage = quality_metrics(static.data, moving, static.shape, static.affine, matrix, "first")["coverage_first"]
+    if coverage >= PARTIAL_COVERAGE:
+        return matrix, extra
+    second_config = RegistrationConfig(**{**config.to_dict(), "orientation_search": False})
+    second_start, _ = _starting_pose(static, moving, second_config)
+    other, other_value = _optimise(static, moving, second_start, config)
+    if other_value > value:
+        matrix, value, other, other_value = other, other_value, matrix, value
+    angle, _, rms = pose_difference(matrix, other, static)
+    return matrix, {**extra, "mutual_information": value, "second_start_degrees": angle,
+                    "second_start_rms_mm": rms, "second_start_mutual_information": other_value}
+
+
+def pose_difference(first: np.ndarray, second: np.ndarray, template: Volume) -> tuple[float, float, float]:
+    """How far apart two pull matrices are: (angle deg, largest mm, RMS mm), the displacements
+    being those of the template brain's voxels (template FA > ``BRAIN_THRESHOLD``)."""
+    angle = rotation_angle_degrees(np.linalg.inv(first) @ second)
+    brain = np.argwhere(template.data > BRAIN_THRESHOLD)
+    if len(brain) == 0:
+        return angle, 0.0, 0.0
+    points = template.affine @ np.vstack([brain.T, np.ones(len(brain))])
+    moved = np.sqrt((((first - second) @ points)[:3] ** 2).sum(axis=0))
+    return angle, float(moved.max()), float(np.sqrt(np.mean(moved**2)))
 
 
 def quality_metrics(reference: np.ndarray, moving: Volume, shape, affine: np.ndarray, matrix: np.ndarray,
@@ -354,19 +450,33 @@ def effective_gate(min_correlation: float | None, coverage: float) -> float | No
     return min_correlation - PARTIAL_RELIEF if coverage < PARTIAL_COVERAGE else min_correlation
 
 
-def check_quality(result: RegistrationResult, min_correlation: float | None, path=None) -> None:
-    """Raise ``RegistrationQualityError`` if the after-registration correlation is below the gate."""
+def check_quality(result: RegistrationResult, min_correlation: float | None, path=None,
+                  config: RegistrationConfig | None = None) -> None:
+    """Raise ``RegistrationQualityError`` if the after-registration correlation is below the gate,
+    or if our own method's two independent starts land further apart than ``config.agreement_*``
+    (the correlation alone cannot tell a tilted slab from a straight one: issue 22, sub-uih01)."""
     if min_correlation is None:
         return
+    shown = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     min_correlation = effective_gate(min_correlation, result.metrics.get("coverage_after") or 0.0)
     after = result.metrics.get("correlation_after")
     before = result.metrics.get("correlation_before")
     if after is None or after < min_correlation:
-        shown = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         raise RegistrationQualityError(
             f"registration failed the quality gate: brain correlation with the template {shown(before)} -> "
             f"{shown(after)} (minimum {min_correlation:.2f}; correctly registered FA maps reach 0.55-0.7); check the "
             f"image and its header orientation, or lower --min-correlation",
+            path,
+            result,
+        )
+    config = config or RegistrationConfig()
+    angle = result.metrics.get("second_start_degrees")
+    shift = result.metrics.get("second_start_rms_mm")
+    if angle is not None and (angle > config.agreement_degrees or shift > config.agreement_mm):
+        raise RegistrationQualityError(
+            f"registration is ambiguous: two independent starts land {angle:.1f} deg / {shift:.1f} mm (RMS) apart "
+            f"(allowed {config.agreement_degrees:g} deg / {config.agreement_mm:g} mm; brain correlation {shown(after)}); "
+            f"use --method hybrid or aladin (pip install 'stylefa[niftyreg]') or check the QC picture",
             path,
             result,
         )

@@ -38,6 +38,24 @@ def is_simulated(data: list[str]) -> bool:
     return False
 
 
+def data_methods(data: list[str]) -> str | None:
+    """How a prepared dataset's subjects were registered and fitted, counted from its dataset.json
+    (e.g. "registration: hybrid x12, stylefa x1; tensor fit: mrtrix x13"); None for other inputs."""
+    from collections import Counter
+
+    dataset = Path(data[0]) / "dataset.json" if len(data) == 1 else None
+    if dataset is None or not dataset.is_file():
+        return None
+    try:
+        subjects = [s for s in json.loads(dataset.read_text()).get("subjects") or [] if isinstance(s, dict)]
+    except (OSError, ValueError):
+        return None
+    count = lambda values: ", ".join(f"{k} x{n}" for k, n in Counter(values).most_common())  # noqa: E731
+    registration = count(str((s.get("registration") or {}).get("method", "none")) for s in subjects)
+    fit = count(str(s.get("fit_method") or "unknown") for s in subjects)
+    return f"registration: {registration}; tensor fit: {fit}" if subjects else None
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -79,4 +97,5 @@ def study_context(*, data: list[str], network: str, network_sha256: str, demo_mo
         "threads": torch.get_num_threads(),
         "network": str(network),
         "network_sha256": network_sha256,
+        "data_methods": data_methods(data),
     }

@@ -64,7 +64,8 @@ def findings_text(summary: dict) -> list[str]:
 
 PROVENANCE_FIELDS = (("stylefa", "stylefa_version"), ("date (UTC)", "date"), ("runtime of this invocation", "runtime"),
                      ("hardware", "hardware"), ("torch", "torch"), ("device", "device"), ("threads", "threads"),
-                     ("network", "network"), ("network sha256", "network_sha256"))
+                     ("network", "network"), ("network sha256", "network_sha256"),
+                     ("data: registration and tensor fit", "data_methods"))
 
 
 def provenance_html(context: dict) -> str:

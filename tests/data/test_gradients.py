@@ -282,17 +282,22 @@ def test_counts_must_match_the_fourth_dimension(tmp_path, capsys):
     assert_one_line_error(code, err, bvec, out, "bvec has 12x3 values; the DWI has 13 volumes")
 
 
-def test_a_failure_inside_dipy_is_one_line(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("fit_method", ["dipy-wls", "mrtrix"])
+def test_a_failure_inside_the_tensor_fit_is_one_line(tmp_path, capsys, monkeypatch, fit_method):
     from dipy.reconst import dti
 
-    def broken(self, *args, **kwargs):
+    from stylefa.data import tensor_fit
+
+    def broken(*args, **kwargs):
         raise ValueError("something deep inside dipy\nwith a second line")
 
     monkeypatch.setattr(dti.TensorModel, "fit", broken)
+    monkeypatch.setattr(tensor_fit, "fit_voxels", broken)
     g = spread_directions(12)
     bvals = np.r_[0.0, np.full(12, 1000.0)]
     bvecs = np.vstack([np.zeros(3), g])
     dwi, bval, bvec = write_series(tmp_path / "in", bvals, bvecs, signals(bvals, bvecs))
     out = tmp_path / "FA.nii.gz"
-    code, _, err = run_fa_cli(capsys, dwi, bval, bvec, out, "--mask", str(_full_mask(tmp_path)))
+    code, _, err = run_fa_cli(capsys, dwi, bval, bvec, out, "--mask", str(_full_mask(tmp_path)),
+                              "--fit-method", fit_method)
     assert_one_line_error(code, err, dwi, out, "tensor fit failed (ValueError: something deep inside dipy with a")

@@ -149,7 +149,7 @@ def test_provenance_names_the_registration_and_fit_methods(tmp_path):
     import json
 
     from stylefa.data.qc import write_qc_index
-    from stylefa.study.provenance import data_methods
+    from stylefa.study.report.provenance import data_methods
 
     subjects = [{"subject": "sub-01", "registration": {"method": "hybrid"}, "fit_method": "mrtrix"},
                 {"subject": "sub-02", "registration": {"method": "hybrid"}, "fit_method": "mrtrix"},

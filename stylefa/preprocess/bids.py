@@ -1,0 +1,134 @@
+"""Reversed phase-encoding pairs found the BIDS way.
+
+``find_files`` is the only code that walks a folder (kept apart so that it can be replaced by the
+project's shared input discovery); ``pair_series`` works on the list of files it found:
+
+- DWI series are ``sub-X/[ses-Y/]dwi/*_dwi.nii[.gz]``; series that differ only in their ``dir-``
+  entity (``sub-01_dir-AP_dwi`` / ``sub-01_dir-PA_dwi``) are one subject's pair, both full DWI
+  series (both are corrected and concatenated into one output);
+- a single DWI series is paired with a b=0 EPI ``fmap/*_epi.nii[.gz]`` whose sidecar's
+  ``IntendedFor`` names it (paths relative to the subject folder, or BIDS URIs ``bids::...``);
+- otherwise the series is preprocessed without SDC (the output's sidecar says so).
+
+Which series is which polarity comes from the sidecars' ``PhaseEncodingDirection`` (checked
+later), never from the ``dir-`` label, which BIDS leaves free-form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from stylefa.data.bad import BadSubject
+from stylefa.data.fa_batch import DWI_SUFFIXES, NIFTI_SUFFIXES, series_from_path
+from stylefa.preprocess.config import SeriesFiles, SubjectInputs
+
+SKIPPED_FOLDERS = ("derivatives", "sourcedata", "code")
+_DIR_ENTITY = re.compile(r"_dir-([a-zA-Z0-9]+)")
+
+
+def find_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """Every file below ``root`` (sorted) and every dangling symlink (e.g. a DataLad/git-annex
+    file not fetched), skipping hidden folders (``.git``, ``.datalad``) and ``derivatives``,
+    ``sourcedata``, ``code``."""
+    files, dangling = [], []
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if any(p.startswith(".") or p in SKIPPED_FOLDERS for p in parts[:-1]) or parts[-1].startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():
+            dangling.append(path)
+        elif path.is_file():
+            files.append(path)
+    return files, dangling
+
+
+def _strip_nifti(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _sidecar(image: Path) -> Path | None:
+    path = image.with_name(_strip_nifti(image.name) + ".json")
+    return path if path.is_file() else None
+
+
+def _label(image: Path) -> str | None:
+    match = _DIR_ENTITY.search(_strip_nifti(image.name))
+    return match.group(1) if match else None
+
+
+def dwi_series(image: Path, root: Path | None = None) -> SeriesFiles:
+    """A DWI file with its BIDS gradient files and sidecar (siblings of the same stem)."""
+    series = series_from_path(image, root)
+    return SeriesFiles(image=image, bval=series.bval, bvec=series.bvec, sidecar=_sidecar(image), label=_label(image))
+
+
+def output_name(image: Path, root: Path | None = None) -> tuple[str, str, str | None]:
+    """(output stem, subject, session) of a DWI file: its BIDS entities without ``dir-``."""
+    series = series_from_path(image, root)
+    return _DIR_ENTITY.sub("", series.name), series.subject, series.session
+
+
+def _intended_for(sidecar: Path, root: Path) -> list[str]:
+    try:
+        value = json.loads(sidecar.read_text()).get("IntendedFor", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [str(v).removeprefix("bids::").lstrip("/") for v in values]
+
+
+def _names(image: Path, root: Path) -> set[str]:
+    """The ways ``IntendedFor`` can name ``image``: relative to the dataset and to the subject."""
+    relative = image.relative_to(root).as_posix()
+    names = {relative}
+    parts = relative.split("/")
+    if parts and parts[0].startswith("sub-"):
+        names.add("/".join(parts[1:]))
+    return names
+
+
+def pair_series(files: list[Path], root: Path, dangling: list[Path] = ()) -> tuple[list[SubjectInputs], list[BadSubject]]:
+    """Group BIDS files into subjects: each DWI series (or ``dir-`` pair) with its reverse.
+
+    Returns the subjects (sorted by name) and the problems found (a dangling symlink, more
+    than two series that differ only in ``dir-``, an output name used twice)."""
+    bad = [BadSubject(p, "dangling symbolic link (a DataLad/git-annex file not fetched? `datalad get` it)")
+           for p in dangling if p.name.endswith(DWI_SUFFIXES + ("_epi.nii.gz", "_epi.nii"))]
+    groups: dict[str, list[Path]] = {}
+    for path in files:
+        if path.parent.name == "dwi" and path.name.endswith(DWI_SUFFIXES):
+            name = output_name(path, root)[0]
+            groups.setdefault(name, []).append(path)
+    epis = [p for p in files if p.parent.name == "fmap" and _strip_nifti(p.name).endswith("_epi")
+            and p.name.endswith(NIFTI_SUFFIXES)]
+    subjects = []
+    for name, images in sorted(groups.items()):
+        if len(images) > 2:
+            bad.append(BadSubject(images[0], f"{len(images)} DWI series differ only in their dir- entity "
+                                             f"({', '.join(p.name for p in images)}); expected one or a pair", name))
+            continue
+        _, subject, session = output_name(images[0], root)
+        reverse = dwi_series(images[1], root) if len(images) == 2 else _epi_for(images[0], epis, root)
+        subjects.append(SubjectInputs(name=name, subject=subject, session=session,
+                                      dwi=dwi_series(images[0], root), reverse=reverse))
+    return subjects, bad
+
+
+def _epi_for(image: Path, epis: list[Path], root: Path) -> SeriesFiles | None:
+    names = _names(image, root)
+    for epi in epis:
+        sidecar = _sidecar(epi)
+        if sidecar is not None and names & set(_intended_for(sidecar, root)):
+            return SeriesFiles(image=epi, sidecar=sidecar, label=_label(epi))
+    return None
+
+
+def discover_subjects(root: Path) -> tuple[list[SubjectInputs], list[BadSubject]]:
+    """``pair_series(find_files(root))``."""
+    files, dangling = find_files(root)
+    return pair_series(files, root, dangling)

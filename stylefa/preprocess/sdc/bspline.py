@@ -3,8 +3,8 @@
 The field on an (X, Y, Z) voxel grid is ``F = C x_0 B_0 x_1 B_1 x_2 B_2`` (mode products), where
 ``B_a`` (n_a, K_a) holds the cubic B-spline basis sampled at the voxels of axis ``a`` and ``C``
 (K_0, K_1, K_2) the coefficients. Everything separable stays separable: derivatives use the
-derivative bases, and the bending energy is an exact quadratic form in ``C`` built from the 1-D
-Gram matrices, so no 3-D second-derivative images are ever formed.
+derivative bases, and the bending energy is taken from differences of the coefficients, so no
+3-D second-derivative images are ever formed.
 Source: de Boor, "A Practical Guide to Splines" (cubic B-spline); Rueckert et al. 1999 IEEE TMI 18:712
 (bending energy of a tensor-product B-spline); Andersson et al. 2003 (topup's field model).
 """
@@ -54,9 +54,7 @@ class SplineField:
         self.shape = tuple(shape)
         self.bases = [basis(n, max(knot_mm / v, 1.0), v, dtype) for n, v in zip(shape, voxel_mm)]
         self.n_coef = tuple(b[0].shape[1] for b in self.bases)
-        # 1-D Gram matrices G[a][k] = D_k^T D_k, for the bending energy as a quadratic form
-        self.grams = [[d.T @ d for d in b] for b in self.bases]
-        self.cross = [b[1].T @ b[1] for b in self.bases]
+        self.knot_mm = [max(knot_mm, v) for v in voxel_mm]
 
     def field(self, coef: torch.Tensor) -> torch.Tensor:
         """(X, Y, Z) field values."""
@@ -67,22 +65,24 @@ class SplineField:
         return mode_product(coef, [b[1] if a == axis else b[0] for a, b in enumerate(self.bases)])
 
     def bending_energy(self, coef: torch.Tensor) -> torch.Tensor:
-        """Mean over voxels of sum_ij (d2F/dx_i dx_j)^2, units of field^2 / mm^4 (exact on the grid)."""
-        g = self.grams
+        """Mean of sum_ij (d2F/dx_i dx_j)^2 over the coefficients, from second differences of the
+        coefficients (the P-spline form of the bending energy, Eilers & Marx 1996; exact on the
+        grid only for a polynomial field, within a constant factor elsewhere), field^2 / mm^4."""
         total = coef.new_zeros(())
-        for a in range(3):  # pure second derivatives
-            mats = [g[b][2] if b == a else g[b][0] for b in range(3)]
-            total = total + (coef * mode_product(coef, mats)).sum()
-        for a, b in ((0, 1), (0, 2), (1, 2)):  # mixed, counted twice
-            mats = [g[c][1] if c in (a, b) else g[c][0] for c in range(3)]
-            total = total + 2 * (coef * mode_product(coef, mats)).sum()
-        return total / math.prod(self.shape)
+        for a in range(3):
+            for b in range(a, 3):
+                diff = torch.diff(torch.diff(coef, dim=a), dim=b) / (self.knot_mm[a] * self.knot_mm[b])
+                total = total + (1 if a == b else 2) * diff.pow(2).mean()
+        return total
 
-    def fit(self, values: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
-        """Least-squares coefficients (K_0, K_1, K_2) of a (X, Y, Z) field (separable normal equations)."""
-        pinvs = []
+    def fit(self, values: torch.Tensor, smooth: float = 1e-3) -> torch.Tensor:
+        """Coefficients (K_0, K_1, K_2) of a (X, Y, Z) field: separable least squares with a small
+        second-difference penalty, which also fixes the coefficients the voxels do not determine
+        (knots as dense as the voxels)."""
+        solvers = []
         for b in self.bases:
             gram = b[0].T @ b[0]
-            gram = gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype) * gram.diagonal().mean()
-            pinvs.append(torch.linalg.solve(gram, b[0].T))
-        return mode_product(values.to(pinvs[0].dtype), pinvs)
+            second = torch.diff(torch.eye(gram.shape[0], dtype=gram.dtype), n=2, dim=0)
+            penalty = smooth * gram.diagonal().mean() * (second.T @ second)
+            solvers.append(torch.linalg.solve(gram + penalty, b[0].T))
+        return mode_product(values.to(solvers[0].dtype), solvers)

@@ -37,18 +37,18 @@ class TopupConfig:
     images; ``bending``: weight of the bending energy (voxels^2/mm^4 of displacement, relative to the
     normalised squared difference); ``iterations``: L-BFGS iterations; ``jacobian_min``/``guard``:
     the positive-Jacobian barrier; ``use_mask``: restrict the data term to the mask (dilated by
-    ``mask_dilate_mm``) instead of the whole image; ``threads``: torch intra-op threads (None: leave)."""
+    ``mask_dilate_mm``) instead of the whole image; ``threads``: torch intra-op threads (None: leave); ``double``: float64 instead of float32."""
 
-    knot_mm: tuple[float, ...] = (20.0, 14.0, 10.0, 7.0, 5.0, 4.0)
+    knot_mm: tuple[float, ...] = (20.0, 14.0, 10.0, 7.0, 5.0, 3.0)
     fwhm_mm: tuple[float, ...] = (8.0, 6.0, 4.0, 3.0, 2.0, 0.0)
-    bending: tuple[float, ...] = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-4)
-    iterations: tuple[int, ...] = (20, 20, 20, 20, 30, 30)
+    bending: tuple[float, ...] = (0.1, 0.1, 0.1, 0.1, 0.1, 0.1)
+    iterations: tuple[int, ...] = (20, 20, 20, 30, 50, 80)
     jacobian_min: float = 0.1
     guard: float = 100.0
     use_mask: bool = False
     mask_dilate_mm: float = 6.0
     threads: int | None = 1
-    device: str = "cpu"
+    double: bool = False
 
     def __post_init__(self):
         n = len(self.knot_mm)
@@ -165,7 +165,7 @@ def estimate_field(b0_a: np.ndarray, pe_a: PhaseEncoding, b0_b: np.ndarray, pe_b
 
 def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress) -> np.ndarray:
     """Displacement parameter (X, Y, Z) in voxels per unit gain, coarse -> fine."""
-    dtype = torch.float64
+    dtype = torch.float64 if config.double else torch.float32
     shape = images[0].shape
     if mask is not None:
         radius = np.maximum(np.round(config.mask_dilate_mm / voxel_mm), 1).astype(int)
@@ -204,7 +204,7 @@ def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress
             energy = spline.bending_energy(coef)
             loss = loss_data + bending * energy + config.guard * guard
             loss.backward()
-            terms.update(data=loss_data.item(), bending=energy.item(), guard=float(guard))
+            terms.update(data=loss_data.item(), bending=energy.item(), guard=guard.item(), evals=terms.get("evals", 0) + 1)
             return loss
 
         optimiser.step(closure)
@@ -212,4 +212,4 @@ def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress
             current = spline.field(coef)
         if progress is not None:
             progress(level + 1, len(levels), {"knot_mm": knot, **terms})
-    return current.numpy()
+    return current.double().numpy()

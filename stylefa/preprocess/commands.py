@@ -147,7 +147,7 @@ def _report(result) -> None:
         print(f"{result.name}: already done (same sources and settings)")
         return
     qc = result.qc
-    parts = [f"{step} {seconds:.0f} s" for step, seconds in result.timings.items() if step != "total"]
+    parts = [f"{step} {seconds:.0f} s" for step, seconds in result.timings.items() if step not in ("total", "cpu")]
     if qc.get("b0_corr_after") is not None:
         print(f"{result.name}: b=0 up/down correlation {qc['b0_corr_before']:.3f} -> {qc['b0_corr_after']:.3f}")
     if qc.get("fd_max_mm") is not None:

@@ -62,18 +62,21 @@ class SubjectResult:
 
 
 class StepTimer:
-    """Adds the seconds spent in a ``with`` block to ``timings[step]`` and advances ``bar``."""
+    """Adds the wall-clock seconds of a ``with`` block to ``timings[step]`` and its CPU seconds (all
+    threads of this process) to ``timings["cpu"][step]``, and advances ``bar``."""
 
     def __init__(self, timings: dict, step: str, bar):
         self.timings, self.step, self.bar = timings, step, bar
 
     def __enter__(self):
-        self.start = time.perf_counter()
+        self.start, self.cpu = time.perf_counter(), time.process_time()
         if self.bar is not None:
             self.bar.set_postfix_str(self.step)
 
     def __exit__(self, *exc):
         self.timings[self.step] = round(self.timings.get(self.step, 0.0) + time.perf_counter() - self.start, 2)
+        cpu = self.timings.setdefault("cpu", {})
+        cpu[self.step] = round(cpu.get(self.step, 0.0) + time.process_time() - self.cpu, 2)
         if self.bar is not None and exc[0] is None:
             self.bar.update(1)
 
@@ -226,7 +229,7 @@ def preprocess_subject(subject: SubjectInputs, output: str | Path, config: Prepr
     if previous is not None:
         record = previous["stylefa"]
         return SubjectResult(subject.name, True, record["outputs"], record["qc"], record["steps"], record["timings_s"])
-    start = time.perf_counter()
+    start = (time.perf_counter(), time.process_time())
     with tqdm(total=7, desc=subject.name, unit="step", disable=None, leave=False) as bar:
         corrected = correct_subject(subject, config, bar)
     return write_subject(subject, output, config, corrected, start)

@@ -48,8 +48,10 @@ def _fit_fa(names: OutputNames, output: Path, config: PreprocessConfig) -> dict:
     return result["qc"]
 
 
-def write_subject(subject: SubjectInputs, output: Path, config: PreprocessConfig, corrected, started: float):
-    """Write every output of ``corrected``; returns the ``pipeline.SubjectResult``."""
+def write_subject(subject: SubjectInputs, output: Path, config: PreprocessConfig, corrected,
+                  started: tuple[float, float]):
+    """Write every output of ``corrected``; returns the ``pipeline.SubjectResult``. ``started``:
+    ``(time.perf_counter(), time.process_time())`` at the subject's start, for its total times."""
     from stylefa import __version__
     from stylefa.fileio import write_json
     from stylefa.preprocess.pipeline import StepTimer, SubjectResult
@@ -89,7 +91,8 @@ def write_subject(subject: SubjectInputs, output: Path, config: PreprocessConfig
 
         with StepTimer(corrected.timings, "qc", None):
             written += subject_reportlets(names, corrected, qc)
-    corrected.timings["total"] = round(time.perf_counter() - started, 2)
+    corrected.timings["total"] = round(time.perf_counter() - started[0], 2)
+    corrected.timings.setdefault("cpu", {})["total"] = round(time.process_time() - started[1], 2)
     relative = [str(Path(p).relative_to(output)) for p in written]
     steps = dict(corrected.steps)
     sidecar = {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,16 +22,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = ROOT.parent / "shared" / "data" / "pepolar"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _directions(n: int) -> np.ndarray:
@@ -80,13 +69,14 @@ def run_case(case: str, work: Path, threads: int) -> dict:
     from stylefa.preprocess.bids import discover_subjects
     from stylefa.preprocess.config import PreprocessConfig
     from stylefa.preprocess.pipeline import preprocess_subject
+    from stylefa.study.provenance import cpu_name
 
     subject = discover_subjects(PAIR)[0][0] if case == "pair" else make_protocol100(work / "input")
     config = PreprocessConfig(sdc_settings={"threads": threads})
     start = time.perf_counter()
     result = preprocess_subject(subject, work / "out", config)
     return {"case": case, "wall_s": round(time.perf_counter() - start, 1), "steps_wall_s": result.timings,
-            "qc": {k: v for k, v in result.qc.items() if k != "fa"}, "threads": threads, "cpu": _cpu_name(),
+            "qc": {k: v for k, v in result.qc.items() if k != "fa"}, "threads": threads, "cpu": cpu_name(),
             "cores": os.cpu_count(), "load_average": os.getloadavg()}
 
 

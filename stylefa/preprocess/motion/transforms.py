@@ -179,7 +179,7 @@ def motion_confounds(transforms: VolumeTransforms) -> dict[str, np.ndarray]:
 
 
 def save_transforms(transforms: VolumeTransforms, path: str | os.PathLike) -> None:
-    """Write the per-volume affines as one ITK text transform file (one ``AffineTransform_double_3_3``
+    """Write the per-volume affines as one ITK text transform file (one ``AffineTransform_float_3_3``
     per volume, in volume order) through nitransforms, the format of fMRIPrep's
     ``*_from-orig_to-*ref_mode-image_xfm.txt``. ITK semantics match ours (points of the
     reference/fixed space -> the moving volume); nitransforms converts RAS to ITK's LPS. Written

@@ -82,7 +82,7 @@ def preprocess_cohort(root: str | os.PathLike, output: str | os.PathLike, config
     if config.qc:
         from stylefa.preprocess.qc import write_cohort_index
 
-        index = write_cohort_index(output, good, bad)
+        index = write_cohort_index(output, bad)
     if bad and not skip_bad:
         raise BadSubjectsError(bad, len(good))
     return CohortResult(output, [r for r in good if not r.reused], [r for r in good if r.reused], bad,

@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace) -> None:
     if config.qc:
         from stylefa.preprocess.qc import write_cohort_index
 
-        write_cohort_index(args.output, [result], [])
+        write_cohort_index(args.output)
     _report(result)
 
 

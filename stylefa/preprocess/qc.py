@@ -153,15 +153,32 @@ def _worst_first(entries: list[dict]) -> list[dict]:
     return sorted(entries, key=bad_first)
 
 
-def write_cohort_index(output: Path, results: list, bad: list) -> Path:
-    """``OUT/qc/index.html``: every subject (and every bad one, with its problem), worst first."""
+def finished_subjects(output: Path) -> list[dict]:
+    """The ``stylefa`` record of every finished subject in ``output`` (its ``desc-preproc_dwi.json``),
+    so that the page covers subjects of earlier runs too."""
+    import json
+
+    records = []
+    for sidecar in sorted(Path(output).glob("sub-*/**/*_desc-preproc_dwi.json")):
+        try:
+            record = json.loads(sidecar.read_text())["stylefa"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        records.append({"name": sidecar.name.removesuffix("_desc-preproc_dwi.json"), **record})
+    return records
+
+
+def write_cohort_index(output: Path, bad: list = ()) -> Path:
+    """``OUT/qc/index.html``: every finished subject in ``output`` and every bad one of this run
+    (with its problem), worst first."""
     entries = []
-    for result in results:
-        pictures = [f"../{p}" for p in result.outputs if p.endswith(".png")]
-        entries.append({"key": result.name, "status": "ok" if "sdc" not in _skipped(result) else
-                        f"ok; no SDC: {_skipped(result)['sdc']}", "pictures": pictures,
-                        **{k: result.qc.get(k) for k in ("b0_corr_before", "b0_corr_after", "fd_max_mm", "fd_mean_mm")},
-                        "fa_mean": (result.qc.get("fa") or {}).get("fa_mean")})
+    for record in finished_subjects(output):
+        qc, skipped = record.get("qc", {}), record.get("skipped", {})
+        pictures = [f"../{p}" for p in record.get("outputs", []) if p.endswith(".png")]
+        entries.append({"key": record["name"], "status": "ok" if "sdc" not in skipped else f"ok; no SDC: {skipped['sdc']}",
+                        "pictures": pictures,
+                        **{k: qc.get(k) for k in ("b0_corr_before", "b0_corr_after", "fd_max_mm", "fd_mean_mm")},
+                        "fa_mean": (qc.get("fa") or {}).get("fa_mean")})
     entries += [{"key": item.key or item.path.name, "status": item.problem} for item in bad]
     intro = ("Worst first: the worse of two ranks, the agreement of the two phase-encoding polarities after SDC "
              "(Pearson r of the mean b=0 images inside the brain; near 0.99 for a good correction) and the largest "
@@ -169,7 +186,3 @@ def write_cohort_index(output: Path, results: list, bad: list) -> Path:
              "brain outline, field map, motion traces, FA.")
     return write_index(Path(output) / "qc" / "index.html", _worst_first(entries), INDEX_COLUMNS,
                        "stylefa preprocess: QC", intro)
-
-
-def _skipped(result) -> dict:
-    return {k: v["skipped"] for k, v in result.steps.items() if isinstance(v, dict) and "skipped" in v}

@@ -137,10 +137,25 @@ def test_cohort_index_joins_the_registration_page_format(processed):
     from stylefa.data.qc import write_qc_index
     from stylefa.preprocess.qc import write_cohort_index
 
-    _, output, result = processed
-    page = write_cohort_index(output, [result], []).read_text()
+    from stylefa.data.bad import BadSubject
+
+    _, output, _ = processed
+    page = write_cohort_index(output, [BadSubject(output / "sub-02_dwi.nii.gz", "a <bad> one", "sub-02")]).read_text()
+    assert page.index("sub-02") < page.index("sub-01") and "a &lt;bad&gt; one" in page
     assert "sub-01" in page and "../sub-01/figures/sub-01_desc-sdc_dwi.png" in page
     registration = write_qc_index(output / "reg.html", [{"key": "sub-01", "correlation_after": 0.6}]).read_text()
     # one page format: the same table and row classes
     for fragment in ('<table><tr><th>subject</th>', 'tr.bad td', "worst first"):
         assert fragment in page and fragment in registration
+
+
+def test_worst_first_by_agreement_after_sdc_and_max_fd():
+    from stylefa.preprocess.qc import _worst_first
+
+    entries = [{"key": "good", "b0_corr_after": 0.99, "fd_max_mm": 0.2},
+               {"key": "moved", "b0_corr_after": 0.98, "fd_max_mm": 4.0},
+               {"key": "badsdc", "b0_corr_after": 0.80, "fd_max_mm": 0.3},
+               {"key": "mid", "b0_corr_after": 0.97, "fd_max_mm": 0.5},
+               {"key": "failed", "status": "same phase-encoding direction"}]
+    order = [e["key"] for e in _worst_first(entries)]
+    assert order[0] == "failed" and set(order[1:3]) == {"moved", "badsdc"} and order[-1] == "good"

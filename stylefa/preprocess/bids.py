@@ -68,8 +68,12 @@ def dwi_series(image: Path, root: Path | None = None) -> SeriesFiles:
 
 
 def output_name(image: Path, root: Path | None = None) -> tuple[str, str, str | None]:
-    """(output stem, subject, session) of a DWI file: its BIDS entities without ``dir-``."""
+    """(output stem, subject, session) of a DWI file: its BIDS entities without ``dir-``; a file
+    without a ``sub-`` entity becomes ``sub-<its name, letters and digits only>`` (derivatives are BIDS)."""
     series = series_from_path(image, root)
+    if not series.subject.startswith("sub-"):
+        label = re.sub(r"[^A-Za-z0-9]", "", _strip_nifti(image.name).removesuffix("_dwi")) or "01"
+        return f"sub-{label}", f"sub-{label}", None
     return _DIR_ENTITY.sub("", series.name), series.subject, series.session
 
 

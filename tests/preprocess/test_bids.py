@@ -102,3 +102,10 @@ def test_shared_pepolar_subject_is_a_full_dwi_pair(shared_dir):
     assert subject.dwi.is_dwi and subject.reverse.is_dwi
     directions = {json.loads(s.sidecar.read_text())["PhaseEncodingDirection"] for s in (subject.dwi, subject.reverse)}
     assert directions == {"j", "j-"}
+
+
+def test_a_file_without_bids_entities_gets_a_subject_label(tmp_path):
+    from stylefa.preprocess.bids import output_name
+
+    assert output_name(tmp_path / "my scan_2.nii.gz") == ("sub-myscan2", "sub-myscan2", None)
+    assert output_name(tmp_path / "sub-01_ses-2_dir-AP_run-1_dwi.nii.gz") == ("sub-01_ses-2_run-1", "sub-01", "ses-2")

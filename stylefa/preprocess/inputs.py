@@ -38,6 +38,7 @@ class LoadedSeries:
     pe: ResolvedPE | None
     label: str
     gradients: dict
+    is_dwi: bool = True  # False: b=0 volumes only (serves the field, not the output)
 
     def b0_mask(self, threshold: float) -> np.ndarray:
         return self.bvals <= threshold
@@ -49,7 +50,7 @@ class LoadedSeries:
 
 def _load(files: SeriesFiles, config: PreprocessConfig, direction_option: str | None, option_name: str,
           need_pe: bool) -> LoadedSeries:
-    from stylefa.data.gradients import load_gradients
+    from stylefa.data.gradients import load_gradients, read_bvals
     from stylefa.data.nifti import load_volume
 
     volume = load_volume(files.image, expect_ndim=None, name="DWI" if files.is_dwi else "EPI")
@@ -61,10 +62,14 @@ def _load(files: SeriesFiles, config: PreprocessConfig, direction_option: str | 
     if "EP" not in sequence.upper():
         raise InputError(f"is not an EPI series (sidecar ScanningSequence {sequence!r}); a reversed phase-encoding "
                          f"series must be a DWI or b=0 EPI", files.sidecar or files.image)
-    if files.is_dwi:
+    is_dwi = files.is_dwi
+    if is_dwi:
         if files.bvec is None or not Path(files.bval).is_file() or not Path(files.bvec).is_file():
             missing = files.bval if not Path(files.bval).is_file() else files.bvec
             raise InputError("gradient file not found (BIDS: X_dwi.bval and X_dwi.bvec beside X_dwi.nii.gz)", missing)
+        # a "DWI" of b=0 volumes only (some reversed-PE protocols) is a b=0 EPI: no tensor to fit
+        is_dwi = bool(np.any(read_bvals(files.bval, data.shape[3]) > config.b0_threshold))
+    if is_dwi:
         table = load_gradients(files.bval, files.bvec, data.shape[3], config.fa.gradient_rules())
         bvals, bvecs, gradients = table.bvals, table.bvecs, table.summary()
     else:
@@ -77,7 +82,7 @@ def _load(files: SeriesFiles, config: PreprocessConfig, direction_option: str | 
             raise
         pe = None
     label = files.label or (anatomical_label(pe.direction, volume.affine) if pe else "none")
-    return LoadedSeries(files, data, volume.affine, volume.header, bvals, bvecs, sidecar, pe, label, gradients)
+    return LoadedSeries(files, data, volume.affine, volume.header, bvals, bvecs, sidecar, pe, label, gradients, is_dwi)
 
 
 def load_subject(subject: SubjectInputs, config: PreprocessConfig) -> tuple[LoadedSeries, LoadedSeries | None]:
@@ -85,6 +90,7 @@ def load_subject(subject: SubjectInputs, config: PreprocessConfig) -> tuple[Load
     want_pair = subject.reverse is not None and config.sdc
     primary = _load(subject.dwi, config, config.pe_dir, "--pe-dir", need_pe=want_pair)
     if subject.reverse is None:
+        _check_weighted(primary)
         return primary, None
     reverse_option = config.reverse_pe_dir
     if reverse_option is None and config.pe_dir is not None:
@@ -92,9 +98,18 @@ def load_subject(subject: SubjectInputs, config: PreprocessConfig) -> tuple[Load
         reverse_option = config.pe_dir[:-1] if config.pe_dir.endswith("-") else config.pe_dir + "-"
     reverse = _load(subject.reverse, config, reverse_option, "--reverse-pe-dir", need_pe=want_pair)
     check_pair(primary, reverse, config)
+    if not primary.is_dwi and reverse.is_dwi:  # a dir- pair whose first series is the b=0-only one
+        primary, reverse = reverse, primary
+    _check_weighted(primary)
     if reverse.label == primary.label:
         primary.label, reverse.label = f"{primary.label}1", f"{reverse.label}2"
     return primary, reverse
+
+
+def _check_weighted(series: LoadedSeries) -> None:
+    if not series.is_dwi:
+        raise InputError("has no diffusion-weighted volume (all b-values <= the b=0 threshold): nothing to fit",
+                         series.files.bval or series.files.image)
 
 
 def check_pair(primary: LoadedSeries, reverse: LoadedSeries, config: PreprocessConfig) -> None:

@@ -136,7 +136,7 @@ def _sdc(primary: LoadedSeries, reverse: LoadedSeries | None, config: Preprocess
             out.dwirefs[s.label]["sdc"] = np.asarray(unwarp(b0[s.label], out.field_hz, pe), np.float32)
         out.steps["sdc"] = {**estimate.settings, "agreement": estimate.agreement,
                             "series": {s.label: s.pe.to_dict() for s in (primary, reverse)},
-                            "b0_only_reverse": not reverse.files.is_dwi}
+                            "b0_only_reverse": not reverse.is_dwi}
         out.qc.update({f"b0_{k}": float(v) for k, v in estimate.agreement.items()})
 
 
@@ -151,7 +151,7 @@ def _mask(b0: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 
 def _motion_and_resample(out: Corrected, config: PreprocessConfig, bar) -> None:
-    outputs = [s for s in out.series if s.files.is_dwi]
+    outputs = [s for s in out.series if s.is_dwi]
     pes = [_phase_encodings(s) for s in outputs for _ in range(s.data.shape[3])]
     per_volume_pe = pes if all(p is not None for p in pes) else None
     data = np.concatenate([s.data for s in outputs], axis=3)

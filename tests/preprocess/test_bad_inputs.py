@@ -138,3 +138,20 @@ def test_bad_sidecar_json(tmp_path, capsys):
     broken.write_text("{not json")
     _refused(_single(pa, ap), broken, tmp_path, capsys, "not valid JSON")
     assert json.loads(pa.with_suffix("").with_suffix(".json").read_text())["PhaseEncodingDirection"] == "j"
+
+
+def test_a_b0_only_series_of_a_dir_pair_serves_the_field(tmp_path):
+    from stylefa.preprocess.bids import discover_subjects
+
+    write_pair(tmp_path, reverse_bvals=np.zeros(len(BVALS)))  # dir-AP: b=0 volumes with a bval of zeros
+    subject = discover_subjects(tmp_path)[0][0]
+    assert subject.dwi.image.name.startswith("sub-01_dir-AP")  # sorted first, but b=0 only
+    primary, reverse = load_subject(subject, PreprocessConfig())
+    assert (primary.label, primary.is_dwi, reverse.label, reverse.is_dwi) == ("PA", True, "AP", False)
+
+
+def test_no_weighted_volume_is_refused(tmp_path, capsys):
+    pa, _ = write_pair(tmp_path)
+    bval = pa.with_name("sub-01_dir-PA_dwi.bval")
+    bval.write_text(" ".join("0" for _ in BVALS) + "\n")
+    _refused(["preprocess", pa], bval, tmp_path, capsys, "no diffusion-weighted volume")

@@ -198,3 +198,22 @@ def test_estimate_field_rejects_bad_pairs():
         estimate_field(image, up, image, PhaseEncoding.from_bids("i-", READOUT), affine)
     with pytest.raises(InputError, match="NaN"):
         estimate_field(image, up, np.where(image > 50, np.nan, image), down, affine)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_sampling_along_the_pe_axis_matches_scipy(order):
+    """The 1-D interpolation inside ``unwarp`` equals scipy's 3-D ``map_coordinates`` (same B-spline
+    order, mirror boundary) when only the PE coordinate is fractional."""
+    from scipy import ndimage
+
+    from stylefa.preprocess.sdc.model import _sample_along
+
+    rng = np.random.default_rng(1)
+    volume = rng.random((12, 30, 9))
+    positions = np.arange(30)[None, :, None] + rng.uniform(-4, 4, volume.shape)
+    coords = np.indices(volume.shape, dtype=np.float64)
+    coords[1] = np.clip(positions, 0, 29)
+    expected = ndimage.map_coordinates(volume, coords, order=order, mode="mirror")
+    np.testing.assert_allclose(_sample_along(volume, 1, positions, order), expected, atol=1e-12)
+    with pytest.raises(InputError, match="order"):
+        _sample_along(volume, 1, positions, 2)

@@ -80,6 +80,26 @@ def test_known_field_is_recovered(shared_dir):
     assert image_error(unwarp(b, estimate.field_hz, down)) < 1.2 * image_error(unwarp(b, field, down))
 
 
+def test_left_right_phase_encoding_with_different_readout_times(shared_dir):
+    """PE along the first voxel axis (as left-right PE data is stored) and polarities with different
+    readout times (47.6 / 35 ms): the real b0 with its first two axes swapped, a known field
+    (-30..+80 Hz), three coarse levels (the field is smooth). Measured: median error 0.22 Hz,
+    95th percentile 0.81 Hz, 4.7 s CPU."""
+    b0, _, _ = _mean_b0(_pepolar(shared_dir), "PA")
+    b0 = np.ascontiguousarray(b0.transpose(1, 0, 2))
+    mask = brain_mask(b0)
+    grid = np.indices(b0.shape) * 3.0
+    c = np.array([g[mask].mean() for g in grid])
+    field = (80 * np.exp(-((grid[0] - c[0] - 40) ** 2 + (grid[1] - c[1]) ** 2 + (grid[2] - c[2] + 20) ** 2) / 1250)
+             - 30 * np.exp(-((grid[0] - c[0] + 30) ** 2 + (grid[1] - c[1] - 20) ** 2) / 1800))
+    left, right = PhaseEncoding.from_bids("i-", 0.0476), PhaseEncoding.from_bids("i", 0.035)
+    config = TopupConfig(knot_mm=(20.0, 10.0, 6.0), fwhm_mm=(8.0, 4.0, 0.0), bending=(0.1,) * 3, iterations=(20, 20, 30))
+    estimate = estimate_field(distort(b0, field, left), left, distort(b0, field, right), right,
+                              np.diag([3.0, 3.0, 3.0, 1.0]), config=config)
+    error = np.abs(estimate.field_hz - field)[mask]
+    assert np.median(error) < 0.6 and np.percentile(error, 95) < 2.5
+
+
 @pytest.fixture(scope="module")
 def real_pair(shared_dir):
     subject = _pepolar(shared_dir)

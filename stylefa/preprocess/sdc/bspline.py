@@ -28,15 +28,15 @@ def _cubic(t: torch.Tensor, derivative: int) -> torch.Tensor:
     return torch.where(inner, -2 + 3 * a, torch.where(outer, 2 - a, zero))
 
 
-def basis(n: int, spacing: float, voxel_mm: float, dtype=torch.float64) -> tuple[torch.Tensor, ...]:
+def basis(n: int, spacing: float, voxel_mm: float, dtype=torch.float64, device="cpu") -> tuple[torch.Tensor, ...]:
     """Basis matrices (n, K) for ``n`` voxels of ``voxel_mm`` and knots every ``spacing`` voxels.
 
     Returns (B, dB/dx, d2B/dx2) with derivatives per mm. The knots are centred on the axis and
     one extra knot lies beyond each end, so every voxel sees four basis functions."""
     intervals = max(1, math.ceil((n - 1) / spacing))
     origin = ((n - 1) - intervals * spacing) / 2
-    knots = origin + spacing * torch.arange(-1, intervals + 2, dtype=dtype)
-    t = (torch.arange(n, dtype=dtype)[:, None] - knots[None, :]) / spacing
+    knots = origin + spacing * torch.arange(-1, intervals + 2, dtype=dtype, device=device)
+    t = (torch.arange(n, dtype=dtype, device=device)[:, None] - knots[None, :]) / spacing
     return tuple(_cubic(t, k) / (spacing * voxel_mm) ** k for k in range(3))
 
 
@@ -50,9 +50,9 @@ def mode_product(coef: torch.Tensor, mats: list[torch.Tensor]) -> torch.Tensor:
 class SplineField:
     """Cubic B-spline field on a voxel grid of ``shape`` with ``voxel_mm`` sizes, knots every ``knot_mm``."""
 
-    def __init__(self, shape: tuple[int, int, int], voxel_mm, knot_mm: float, dtype=torch.float64):
+    def __init__(self, shape: tuple[int, int, int], voxel_mm, knot_mm: float, dtype=torch.float64, device="cpu"):
         self.shape = tuple(shape)
-        self.bases = [basis(n, max(knot_mm / v, 1.0), v, dtype) for n, v in zip(shape, voxel_mm)]
+        self.bases = [basis(n, max(knot_mm / v, 1.0), v, dtype, device) for n, v in zip(shape, voxel_mm)]
         self.n_coef = tuple(b[0].shape[1] for b in self.bases)
         self.knot_mm = [max(knot_mm, v) for v in voxel_mm]
 
@@ -82,7 +82,7 @@ class SplineField:
         solvers = []
         for b in self.bases:
             gram = b[0].T @ b[0]
-            second = torch.diff(torch.eye(gram.shape[0], dtype=gram.dtype), n=2, dim=0)
+            second = torch.diff(torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device), n=2, dim=0)
             penalty = smooth * gram.diagonal().mean() * (second.T @ second)
             solvers.append(torch.linalg.solve(gram + penalty, b[0].T))
-        return mode_product(values.to(solvers[0].dtype), solvers)
+        return mode_product(values.to(solvers[0]), solvers)

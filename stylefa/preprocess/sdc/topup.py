@@ -37,7 +37,7 @@ class TopupConfig:
     images; ``bending``: weight of the bending energy (voxels^2/mm^4 of displacement, relative to the
     normalised squared difference); ``iterations``: L-BFGS iterations; ``jacobian_min``/``guard``:
     the positive-Jacobian barrier; ``use_mask``: restrict the data term to the mask (dilated by
-    ``mask_dilate_mm``) instead of the whole image; ``threads``: torch intra-op threads (None: leave); ``double``: float64 instead of float32."""
+    ``mask_dilate_mm``) instead of the whole image; ``threads``: torch intra-op threads (None: leave); ``double``: float64 instead of float32; ``device``: torch device ("cpu", "cuda", ...)."""
 
     knot_mm: tuple[float, ...] = (20.0, 14.0, 10.0, 7.0, 5.0, 3.0)
     fwhm_mm: tuple[float, ...] = (8.0, 6.0, 4.0, 3.0, 2.0, 0.0)
@@ -49,6 +49,7 @@ class TopupConfig:
     mask_dilate_mm: float = 6.0
     threads: int | None = 1
     double: bool = False
+    device: str = "cpu"
 
     def __post_init__(self):
         n = len(self.knot_mm)
@@ -56,6 +57,10 @@ class TopupConfig:
             raise InputError("TopupConfig: knot_mm, fwhm_mm, bending and iterations need one entry per level")
         if min(self.knot_mm) <= 0 or min(self.fwhm_mm) < 0 or min(self.bending) < 0 or min(self.iterations) < 1:
             raise InputError("TopupConfig: knot spacings and iterations must be positive, smoothing and weights >= 0")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise InputError(f"TopupConfig: unknown torch device {self.device!r}") from exc
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -94,7 +99,7 @@ def agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, fl
 def _warp_along_last(image: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``image`` (A, B, n) linearly sampled at ``arange(n) + d`` along the last axis (edge value beyond)."""
     n = image.shape[-1]
-    pos = (torch.arange(n, dtype=d.dtype) + d).clamp(0, n - 1)
+    pos = (torch.arange(n, dtype=d.dtype, device=d.device) + d).clamp(0, n - 1)
     lower = pos.detach().floor().clamp(max=n - 2)
     w = pos - lower
     lower = lower.long()
@@ -173,16 +178,17 @@ def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress
         weight = ndimage.binary_dilation(mask, structure=structure).astype(np.float64)
     else:
         weight = np.ones(shape)
-    weight = torch.as_tensor(weight, dtype=dtype)
+    device = torch.device(config.device)
+    weight = torch.as_tensor(weight, dtype=dtype, device=device)
     weight = weight / weight.mean()
-    current = torch.zeros(shape, dtype=dtype)
+    current = torch.zeros(shape, dtype=dtype, device=device)
     levels = list(zip(config.knot_mm, config.fwhm_mm, config.bending, config.iterations))
     for level, (knot, fwhm, bending, iterations) in enumerate(tqdm(levels, desc="SDC field", disable=None, leave=False)):
         sigma = fwhm / (2 * math.sqrt(2 * math.log(2))) / voxel_mm
         smoothed = [torch.as_tensor(np.moveaxis(ndimage.gaussian_filter(im, sigma) if fwhm > 0 else im, axis, -1),
-                                    dtype=dtype) for im in images]
+                                    dtype=dtype, device=device) for im in images]
         norm = float(sum((s**2).mean() for s in smoothed) / 2)
-        spline = SplineField(shape, voxel_mm, knot, dtype)
+        spline = SplineField(shape, voxel_mm, knot, dtype, device)
         coef = spline.fit(current).requires_grad_(True)
         optimiser = torch.optim.LBFGS([coef], lr=1, max_iter=iterations, history_size=20,
                                       line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
@@ -212,4 +218,4 @@ def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress
             current = spline.field(coef)
         if progress is not None:
             progress(level + 1, len(levels), {"knot_mm": knot, **terms})
-    return current.double().numpy()
+    return current.double().cpu().numpy()

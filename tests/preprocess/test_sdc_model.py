@@ -217,3 +217,16 @@ def test_sampling_along_the_pe_axis_matches_scipy(order):
     np.testing.assert_allclose(_sample_along(volume, 1, positions, order), expected, atol=1e-12)
     with pytest.raises(InputError, match="order"):
         _sample_along(volume, 1, positions, 2)
+
+
+def test_topup_config_round_trips_and_rejects_bad_settings():
+    from stylefa.preprocess.sdc import TopupConfig
+
+    config = TopupConfig(knot_mm=(10.0, 5.0), fwhm_mm=(4.0, 0.0), bending=(0.1, 0.1), iterations=(5, 5))
+    assert TopupConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(InputError, match="unknown setting"):
+        TopupConfig.from_dict({"knots": [10]})
+    with pytest.raises(InputError, match="one entry per level"):
+        TopupConfig(knot_mm=(10.0, 5.0))
+    with pytest.raises(InputError, match="device"):
+        TopupConfig(device="warp-drive")

@@ -65,6 +65,14 @@ class TopupConfig:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "TopupConfig":
+        """From JSON settings (lists for the per-level tuples); ``InputError`` for unknown keys."""
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"TopupConfig: unknown setting(s) {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 @dataclass
 class FieldEstimate:

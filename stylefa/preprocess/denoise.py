@@ -35,8 +35,8 @@ def denoise_mppca(data: np.ndarray, patch_radius: int = 2) -> tuple[np.ndarray, 
         return data, None
     mask = head_mask(data)
     denoised, sigma = mppca(data, mask=mask, patch_radius=patch_radius, return_sigma=True, suppress_warning=True)
-    # dipy leaves NaN where no whole patch covers a mask voxel (within patch_radius of the image
-    # border); those voxels keep their data and get no noise estimate (0).
+    # dipy returns NaN where its patch weights sum to 0 (seen at a few voxels of the shared Siemens
+    # series, 0/0 in localpca); those voxels keep their data and get no noise estimate (0).
     covered = mask & np.isfinite(sigma) & np.isfinite(denoised).all(axis=3)
     denoised = np.where(covered[..., None], denoised, data).astype(np.float32)
     return denoised, np.where(covered, sigma, 0.0).astype(np.float32)

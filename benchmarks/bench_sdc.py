@@ -15,25 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_dwi import timed  # median wall / CPU seconds of a few runs (benchmarks/ is on sys.path)
 
 SHARED = Path(os.environ.get("STYLEFA_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 PEPOLAR = SHARED / "data" / "pepolar" / "sub-siemens01" / "dwi"
-
-
-def timed(function, runs):
-    walls, cpus, result = [], [], None
-    for _ in range(runs):
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        result = function()
-        walls.append(time.perf_counter() - wall0)
-        cpus.append(time.process_time() - cpu0)
-    return statistics.median(walls), statistics.median(cpus), result
 
 
 def load_pair():

@@ -57,13 +57,18 @@ def _fa(data, bvals, bvecs, mask):
 
 def test_fa_of_each_polarity_agrees_better_after_sdc(run):
     """FA from PA alone vs AP alone, inside the brain, before and after unwarping each raw
-    series with the estimated field (the issue measured r 0.57 before)."""
+    series with the estimated field (the issue measured r 0.57 before). Measured on this run's
+    field (denoise/Gibbs off, 2026-12): r 0.583 -> 0.803 (the whole mask: 0.539 -> 0.753;
+    eroded twice: 0.624 -> 0.843)."""
     from stylefa.data.gradients import load_gradients
     from stylefa.preprocess.sdc import PhaseEncoding, unwarp
 
+    from scipy.ndimage import binary_erosion
+
     root, _, folder = run
     field = nib.load(str(folder / "sub-siemens01_fieldmap.nii.gz")).get_fdata(dtype=np.float32)
-    mask = nib.load(str(folder / "sub-siemens01_desc-brain_mask.nii.gz")).get_fdata() > 0
+    # the brain mask without its outer 3 mm shell (scalp and CSF partial volume, where FA is noise)
+    mask = binary_erosion(nib.load(str(folder / "sub-siemens01_desc-brain_mask.nii.gz")).get_fdata() > 0)
     before, after = [], []
     for label in ("PA", "AP"):
         stem = root / "sub-siemens01" / "dwi" / f"sub-siemens01_dir-{label}_dwi"
@@ -76,7 +81,7 @@ def test_fa_of_each_polarity_agrees_better_after_sdc(run):
     r_before = np.corrcoef(before[0][mask], before[1][mask])[0, 1]
     r_after = np.corrcoef(after[0][mask], after[1][mask])[0, 1]
     print(f"FA PA vs AP: r {r_before:.3f} -> {r_after:.3f}")
-    assert r_after >= 0.75 and r_after > r_before + 0.1, (r_before, r_after)
+    assert r_after >= 0.75 and r_after > r_before + 0.15, (r_before, r_after)
 
 
 def test_prepare_takes_the_fa_as_it_is(run, tmp_path):

@@ -74,8 +74,17 @@ def _settings(path: Path | None) -> dict:
 
 def _config(args: argparse.Namespace):
     from stylefa.data.fa import FAConfig
+    from stylefa.errors import InputError
     from stylefa.preprocess.config import PreprocessConfig
+    from stylefa.preprocess.pipeline import motion_config, sdc_config
 
+    for path, check in ((args.sdc_config, sdc_config), (args.motion_config, lambda s: motion_config(s, 50.0))):
+        try:
+            check(_settings(path))
+        except InputError as exc:
+            raise InputError(exc.problem, path) from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"invalid settings ({exc})", path) from None
     return PreprocessConfig(denoise=not args.no_denoise, degibbs=not args.no_degibbs, sdc=not args.no_sdc,
                             motion=not args.no_motion, qc=not args.no_qc, pe_dir=args.pe_dir,
                             reverse_pe_dir=args.reverse_pe_dir, readout_time=args.readout_time,

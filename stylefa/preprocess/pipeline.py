@@ -126,11 +126,11 @@ def _sdc(primary: LoadedSeries, reverse: LoadedSeries | None, config: Preprocess
             if config.sdc:
                 warnings.warn(f"{primary.files.image}: SDC skipped: {reason}", SDCSkippedWarning, stacklevel=2)
             return
-        from stylefa.preprocess.sdc import TopupConfig, estimate_field, unwarp
+        from stylefa.preprocess.sdc import estimate_field, unwarp
 
         pes = (_phase_encodings(primary), _phase_encodings(reverse))
         estimate = estimate_field(b0[primary.label], pes[0], b0[reverse.label], pes[1], primary.affine,
-                                  config=TopupConfig(**_tuples(config.sdc_settings)))
+                                  config=sdc_config(config.sdc_settings))
         out.field_hz = np.asarray(estimate.field_hz, np.float32)
         for s, pe in zip((primary, reverse), pes):
             out.dwirefs[s.label]["sdc"] = np.asarray(unwarp(b0[s.label], out.field_hz, pe), np.float32)
@@ -140,8 +140,23 @@ def _sdc(primary: LoadedSeries, reverse: LoadedSeries | None, config: Preprocess
         out.qc.update({f"b0_{k}": float(v) for k, v in estimate.agreement.items()})
 
 
-def _tuples(settings: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+def sdc_config(settings: dict):
+    """``TopupConfig`` with ``settings`` (JSON-able) applied; ``InputError`` for unknown fields."""
+    from stylefa.preprocess.sdc import TopupConfig
+
+    return TopupConfig.from_dict(settings)
+
+
+def motion_config(settings: dict, b0_threshold: float):
+    """``MotionConfig`` with ``settings`` (JSON-able) applied; ``InputError`` for unknown fields."""
+    from stylefa.preprocess.motion import MotionConfig
+
+    unknown = sorted(set(settings) - set(MotionConfig.__dataclass_fields__))
+    if unknown:
+        raise InputError(f"unknown motion setting(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(MotionConfig.__dataclass_fields__)})")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return MotionConfig(**{"b0_threshold": b0_threshold, **values})
 
 
 def _mask(b0: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -164,13 +179,13 @@ def _motion_and_resample(out: Corrected, config: PreprocessConfig, bar) -> None:
         if not config.motion:
             out.steps["motion"] = {"skipped": "--no-motion"}
         else:
-            from stylefa.preprocess.motion import MotionConfig, estimate_motion, rotate_bvecs
+            from stylefa.preprocess.motion import estimate_motion, rotate_bvecs
 
-            motion_config = MotionConfig(**{"b0_threshold": config.b0_threshold, **_tuples(config.motion_settings)})
+            settings = motion_config(config.motion_settings, config.b0_threshold)
             out.transforms = estimate_motion(data, bvals, bvecs.T, primary.affine, motion_mask, pe=per_volume_pe,
-                                             field_hz=out.field_hz, config=motion_config)
+                                             field_hz=out.field_hz, config=settings)
             bvecs = rotate_bvecs(bvecs.T, out.transforms).T
-            out.steps["motion"] = {**motion_config.settings(), "reference": "first b=0 volume of the first series",
+            out.steps["motion"] = {**settings.settings(), "reference": "first b=0 volume of the first series",
                                    "bvecs": "rotated by each volume's head rotation (rigid part only)"}
     with StepTimer(out.timings, "resample", bar):
         if out.transforms is None and out.field_hz is None:

@@ -155,3 +155,11 @@ def test_no_weighted_volume_is_refused(tmp_path, capsys):
     bval = pa.with_name("sub-01_dir-PA_dwi.bval")
     bval.write_text(" ".join("0" for _ in BVALS) + "\n")
     _refused(["preprocess", pa], bval, tmp_path, capsys, "no diffusion-weighted volume")
+
+
+@pytest.mark.parametrize("option", ["--sdc-config", "--motion-config"])
+def test_unknown_step_settings_are_refused_before_any_work(option, tmp_path, capsys):
+    pa, ap = write_pair(tmp_path)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"no_such_setting": 1}))
+    _refused(_single(pa, ap) + [option, settings], settings, tmp_path, capsys, "no_such_setting")

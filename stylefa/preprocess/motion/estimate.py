@@ -28,7 +28,13 @@ class MotionConfig:
     round's correction); ``smoothing``: Gaussian sigma (voxels) of the registration levels, coarse to
     fine; ``eddy``: also estimate the eddy affine along PE (needs ``pe``); ``b0_threshold`` s/mm²;
     ``max_iter``: L-BFGS iterations per level; ``point_stride``: use every k-th mask voxel at the
-    smoothed levels (speed); ``mask_dilation``: voxels added around the mask for the predictions.
+    smoothed levels (speed); ``mask_dilation``: voxels added around the mask for the predictions;
+    ``align_shells``: after each round register each shell's mean to the mean b0 (eddy's PEAS, see
+    ``shells``); ``model``: the leave-one-out prediction, "kernel" (Gaussian-weighted mean of the same
+    shell's other volumes, ``kernel_deg`` the angular sigma) or "dti" (see ``model``). Measured on a
+    synthetic copy of the shared series with known motion (3 rounds): kernel + PEAS median 0.29 deg /
+    0.40 mm; DTI 1.04 deg / 0.95 mm (its leave-one-out weights are partly negative, so per-volume errors
+    do not die out between rounds).
     """
 
     rounds: int = 3
@@ -38,13 +44,20 @@ class MotionConfig:
     max_iter: int = 40
     point_stride: int = 2
     mask_dilation: int = 2
+    align_shells: bool = True
+    model: str = "kernel"
+    kernel_deg: float = 25.0
 
     def settings(self) -> dict:
-        return {"model": "leave-one-out DTI (log-linear LS), b0: mean of other b0s",
+        model = ("leave-one-out angular-kernel mean of the same shell" if self.model == "kernel"
+                 else "leave-one-out DTI (log-linear LS)")
+        return {"model": f"{model}; b0: mean of the other b0s", "kernel_deg": self.kernel_deg,
                 "similarity": "Pearson correlation in the brain mask", "optimiser": "L-BFGS (torch)",
                 "rounds": self.rounds, "smoothing_vox": list(self.smoothing), "eddy": self.eddy,
                 "eddy_model": "linear (scale, 2 shears, shift) along PE", "b0_threshold": self.b0_threshold,
-                "max_iter": self.max_iter, "point_stride": self.point_stride}
+                "max_iter": self.max_iter, "point_stride": self.point_stride,
+                "align_shells": "mean of each shell to the mean b0, rigid, mutual information (dipy), after each round"
+                if self.align_shells else False}
 
 
 def _sample_reference(vols, affine, transforms, pes, sdc: SdcCache, points) -> np.ndarray:
@@ -65,16 +78,31 @@ def _sample_reference(vols, affine, transforms, pes, sdc: SdcCache, points) -> n
     return out
 
 
+def _align_shells(vols, affine, transforms, pes, sdc, bvals, is_b0) -> np.ndarray:
+    """Rigid parameters after moving each shell by its PEAS correction (``shells``)."""
+    from .shells import shell_corrections, shell_labels
+    from .transforms import rigid_matrix, rigid_parameters
+
+    grid = np.indices(vols.shape[:3]).reshape(3, -1).T.astype(np.float64)
+    ref_vols = _sample_reference(vols, affine, transforms, pes, sdc, grid).reshape(vols.shape)
+    labels = shell_labels(bvals, is_b0)
+    rigid = transforms.rigid.copy()
+    for shell, c in shell_corrections(ref_vols, affine, is_b0, labels).items():
+        for i in np.flatnonzero(labels == shell):
+            rigid[i] = rigid_parameters(rigid_matrix(rigid[i], affine, vols.shape) @ c, affine, vols.shape)
+    return rigid
+
+
 def estimate_motion(data: np.ndarray, bvals: np.ndarray, bvecs: np.ndarray, affine: np.ndarray,
                     mask: np.ndarray, pe=None, field_hz: np.ndarray | None = None,
-                    config: MotionConfig = MotionConfig(),
+                    config: MotionConfig = MotionConfig(), initial: VolumeTransforms | None = None,
                     progress: Callable[[int, int], None] | None = None) -> VolumeTransforms:
     """Estimate per-volume rigid + eddy transforms of a DWI series.
 
     ``data`` (X,Y,Z,N) float; ``bvals`` (N,) s/mm²; ``bvecs`` (3,N) FSL convention; ``affine`` 4x4;
     ``mask`` (X,Y,Z) bool brain mask on the same grid; ``pe`` PhaseEncoding or a sequence of N (for
     concatenated polarities; all along one axis); ``field_hz`` (X,Y,Z) Hz (the estimation then runs on
-    SDC-unwarped data). ``progress(done, total)`` is called after each registered volume (else a
+    SDC-unwarped data). ``initial``: start from these transforms (e.g. a previous run). ``progress(done, total)`` is called after each registered volume (else a
     tqdm bar, ``disable=None``). Returns :class:`VolumeTransforms` (reference = first b0, identity).
     Raises ValueError on inconsistent shapes.
     """
@@ -108,7 +136,7 @@ def estimate_motion(data: np.ndarray, bvals: np.ndarray, bvecs: np.ndarray, affi
     wide = binary_dilation(mask, iterations=config.mask_dilation) if config.mask_dilation else mask
     wide_pts = np.argwhere(wide).astype(np.float64)
     in_mask = mask[wide]
-    transforms = VolumeTransforms.identity(n, affine, vols.shape, pe_axis)
+    transforms = VolumeTransforms.identity(n, affine, vols.shape, pe_axis) if initial is None else initial
     similarity = np.full(n, np.nan)
     todo = [i for i in range(n) if i != ref]
     total = config.rounds * len(todo)
@@ -119,7 +147,8 @@ def estimate_motion(data: np.ndarray, bvals: np.ndarray, bvecs: np.ndarray, affi
         from .transforms import rotate_bvecs
 
         current = _sample_reference(vols, affine, transforms, pes, sdc, wide_pts)
-        preds = loo_predictions(current, bvals, rotate_bvecs(bvecs, transforms), config.b0_threshold, todo)
+        preds = loo_predictions(current, bvals, rotate_bvecs(bvecs, transforms), config.b0_threshold, todo,
+                                config.model, config.kernel_deg)
         rigid, eddy = transforms.rigid.copy(), transforms.eddy.copy()
         for k, i in enumerate(todo):
             pred_vol = np.zeros(vols.shape[:3], np.float32)
@@ -148,6 +177,9 @@ def estimate_motion(data: np.ndarray, bvals: np.ndarray, bvecs: np.ndarray, affi
                 progress(done, total)
             elif bar is not None:
                 bar.update(1)
+        if config.align_shells and is_b0.any() and (~is_b0).any():
+            rigid = _align_shells(vols, affine, VolumeTransforms.from_parameters(rigid, eddy, affine, vols.shape,
+                                                                                  pe_axis), pes, sdc, bvals, is_b0)
         transforms = VolumeTransforms.from_parameters(rigid, eddy, affine, vols.shape, pe_axis)
     if bar is not None:
         bar.close()

@@ -62,16 +62,15 @@ def voxel_map_torch(rigid, eddy, geo: Geometry):
     import torch
 
     rot = _rotation(rigid[:3])
-    r_world = torch.eye(4, dtype=torch.float64)
+    bottom = torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
     r_world = torch.cat([torch.cat([rot, (geo.centre_world - rot @ geo.centre_world + rigid[3:6])[:, None]], 1),
-                         r_world[3:]], 0)
+                         bottom], 0)
     m = geo.inv_affine @ r_world @ geo.affine
     if eddy is not None:
         axis = geo.pe_axis
         others = [a for a in range(3) if a != axis]
         coef = torch.zeros(3, dtype=torch.float64)
         coef = coef.index_put((torch.tensor([axis, others[0], others[1]]),), eddy[:3])
-        row = torch.zeros(4, dtype=torch.float64)
         row = torch.cat([coef * geo.zooms / geo.zooms[axis],
                          ((eddy[3] - (coef * geo.zooms * geo.centre_vox).sum()) / geo.zooms[axis])[None]])
         e = torch.eye(4, dtype=torch.float64) + torch.nn.functional.one_hot(torch.tensor(axis), 4).double()[:, None] * row

@@ -200,3 +200,13 @@ def load_transforms(path: str | os.PathLike) -> np.ndarray:
     xfm = nt.linear.load(os.fspath(path), fmt="itk")
     mats = np.asarray(xfm.matrix, float)
     return mats.reshape(-1, 4, 4)
+
+
+def rigid_parameters(matrix: np.ndarray, affine, shape) -> np.ndarray:
+    """Inverse of :func:`rigid_matrix`: (6,) angles (rad; ``Rz Ry Rx`` = scipy's extrinsic 'xyz') and
+    the translation of the grid centre (mm)."""
+    from scipy.spatial.transform import Rotation
+
+    _, c = grid_centre(affine, shape)
+    angles = Rotation.from_matrix(matrix[:3, :3]).as_euler("xyz")
+    return np.concatenate([angles, matrix[:3, :3] @ c + matrix[:3, 3] - c])

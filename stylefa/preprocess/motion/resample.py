@@ -33,10 +33,10 @@ def per_volume_pe(pe, n: int) -> list:
 
 def displacement_and_jacobian(field_hz: np.ndarray, pe) -> tuple[np.ndarray, np.ndarray]:
     """(d, 1 + dd/dx_axis): topup displacement in voxels along ``pe.axis`` and its Jacobian,
-    (X,Y,Z) float32 each (central differences, one-sided at the edges)."""
-    d = (float(pe.sign) * float(pe.readout_time) * np.asarray(field_hz, np.float32)).astype(np.float32)
-    jac = 1.0 + np.gradient(d, axis=int(pe.axis)) if d.shape[pe.axis] > 1 else np.ones_like(d)
-    return d, jac.astype(np.float32)
+    (X,Y,Z) float32 each, from ``stylefa.preprocess.sdc`` (one definition of the model)."""
+    from stylefa.preprocess.sdc.model import displacement_voxels, pe_jacobian
+
+    return (displacement_voxels(field_hz, pe).astype(np.float32), pe_jacobian(field_hz, pe).astype(np.float32))
 
 
 class SdcCache:

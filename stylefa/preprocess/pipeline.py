@@ -224,8 +224,12 @@ def correct_subject(subject: SubjectInputs, config: PreprocessConfig, bar=None) 
     if out.transforms is not None:
         from stylefa.preprocess.motion import framewise_displacement
 
-        fd = framewise_displacement(out.transforms.rigid)
-        out.qc.update({"fd_max_mm": float(fd.max()), "fd_mean_mm": float(fd.mean())})
+        # within each series: the step between two series is a repositioning, not a volume-to-volume move
+        labels = np.array(out.volume_labels)
+        fd = np.concatenate([framewise_displacement(out.transforms.rigid[labels == label])[1:]
+                             for label in dict.fromkeys(out.volume_labels)])
+        if fd.size:
+            out.qc.update({"fd_max_mm": float(fd.max()), "fd_mean_mm": float(fd.mean())})
     return out
 
 

@@ -206,7 +206,7 @@ def _optimise(images, gains, axis, voxel_mm, mask, config: TopupConfig, progress
             optimiser.zero_grad()
             param = spline.field(coef)
             dparam = spline.derivative(coef, axis) * voxel_mm[axis]  # voxels per voxel
-            loss_data, guard = 0.0, 0.0
+            guard = 0.0
             unwarped = []
             for image, gain in zip(smoothed, gains):
                 d = torch.movedim(gain * param, axis, -1)

@@ -25,6 +25,7 @@ from stylefa.runtime import COMPUTE_COMMANDS, add_threads_argument, apply_thread
 # Order is the order of the pipeline, which is also the order of ``--help``.
 COMMAND_MODULES = (
     "stylefa.nets.commands",
+    "stylefa.preprocess.commands",
     "stylefa.data.commands",
     "stylefa.train.commands",
     "stylefa.project.commands",

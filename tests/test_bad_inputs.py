@@ -266,6 +266,14 @@ for bad in (*FILE_CLASSES, nan_nifti):
         Case("register", "moving", bad, "_FA.nii.gz",
              lambda g, b, o: ["register", b, "--template", g["fa"], "-o", o / "r.nii.gz"], "fa"),
     ]
+for bad in (*FILE_CLASSES, nan_nifti):  # issue L: one subject's DWI, and its reversed-PE series
+    CASES += [
+        Case("preprocess", "dwi", bad, "_dwi.nii.gz",
+             lambda g, b, o: ["preprocess", b, "--bval", g["bval"], "--bvec", g["bvec"], "-o", o, "--no-sdc"], "dwi"),
+        Case("preprocess", "--reverse-pe", bad, "_epi.nii.gz",
+             lambda g, b, o: ["preprocess", g["dwi"], "--bval", g["bval"], "--bvec", g["bvec"], "--reverse-pe", b,
+                              "--pe-dir", "j", "--readout-time", "0.05", "-o", o], "dwi"),
+    ]
 for bad in (missing, wrong_format):
     CASES.append(Case("train", "--data", bad, "", lambda g, b, o: ["train", "--data", b, "--outdir", o,
                                                                    "--cfg", "tiny", "--device", "cpu"]))

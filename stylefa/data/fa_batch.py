@@ -257,21 +257,17 @@ class BatchResult:
     discovery: Discovery | None = None  # what the input search met and left out
 
 
-def _write_description(output: Path) -> None:
+def write_derivative_description(output: Path, name: str, description: str) -> None:
+    """``dataset_description.json`` of a BIDS-derivatives folder (BIDS 1.9, "Derived dataset and
+    pipeline description"), written once: a folder that has one keeps it."""
     from stylefa._version import __version__
     from stylefa.fileio import write_json
 
-    path = output / "dataset_description.json"
+    path = Path(output) / "dataset_description.json"
     if path.is_file():
         return
-    write_json(path, {
-        "Name": "stylefa FA maps",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "stylefa", "Version": __version__,
-                         "Description": "stylefa fa: diffusion-tensor fit -> FA (the fit: each sidecar's "
-                                        "stylefa.settings.fit_method)"}],
-    })
+    write_json(path, {"Name": name, "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+                      "GeneratedBy": [{"Name": "stylefa", "Version": __version__, "Description": description}]})
 
 
 def _run(tasks: list[SeriesTask], workers: int) -> list[dict]:
@@ -296,7 +292,8 @@ def fa_cohort(inputs: list[str | os.PathLike], output: str | os.PathLike, config
     if output.exists() and not output.is_dir():
         raise InputError("output must be a folder when several DWI series are given", output)
     ensure_writable_folder(output)
-    _write_description(output)
+    write_derivative_description(output, "stylefa FA maps", "stylefa fa: diffusion-tensor fit -> FA (the fit: "
+                                 "each sidecar's stylefa.settings.fit_method)")
     results = _run([SeriesTask(s, output, config, write_md, write_mask) for s in series], workers)
     bad = [BadSubject(s.path, s.reason) for s in found.unavailable]  # broken symlinks, with skip_bad
     bad += [BadSubject(Path(r["path"]), r["problem"], r["name"]) for r in results if not r["ok"]]

@@ -1,7 +1,8 @@
 """Quality-control pictures of registrations, the way neuroimagers check them (fMRIPrep /
 nireports "reportlets"): the registered FA in grey with the template's edges drawn over it, in
-three orthogonal views, and an HTML index of a whole run listing every subject with its QC
-metric, worst first.
+three orthogonal views, and the HTML index of a whole run listing every subject with its QC
+metrics, worst first (``write_index``: one page format for every QC of stylefa, also used by
+``stylefa preprocess``).
 
 Edges are the Canny edges (``skimage.feature.canny``) of the template's slices, smoothed by
 ~2.5 mm: where a registration is right, the red outline follows the subject's ventricles,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import html
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ EDGE_SMOOTHING_MM = 2.5
 BRAIN_THRESHOLD = 0.05
 
 
-def _ras(volume: Volume, data: np.ndarray) -> np.ndarray:
+def to_ras(volume: Volume, data: np.ndarray) -> np.ndarray:
     """``data`` (on ``volume``'s grid) with its axes reordered and flipped to RAS."""
     import nibabel as nib
 
@@ -40,7 +42,7 @@ def _on_grid(template: Volume, like: Volume) -> np.ndarray:
     return resample(template, like.shape[:3], like.affine)
 
 
-def _plane(data: np.ndarray, view: str, index: int) -> np.ndarray:
+def display_plane(data: np.ndarray, view: str, index: int) -> np.ndarray:
     """A 2-D slice of an RAS array, oriented for display (superior/anterior up; for axial and
     coronal the subject's right on the image's right: neurological)."""
     if view == "sagittal":
@@ -56,8 +58,8 @@ def qc_planes(moved: Volume, template: Volume) -> list[tuple[str, int, np.ndarra
     """(view, index, FA plane, template-edge plane) for each view and slice position."""
     from skimage.feature import canny
 
-    reference = _ras(moved, _on_grid(template, moved))
-    fa = _ras(moved, moved.data)
+    reference = to_ras(moved, _on_grid(template, moved))
+    fa = to_ras(moved, moved.data)
     voxel_mm = float(np.mean(np.linalg.norm(moved.affine[:3, :3], axis=0)))
     sigma = max(EDGE_SMOOTHING_MM / voxel_mm, 0.5)
     brain = np.argwhere(reference > BRAIN_THRESHOLD)
@@ -66,9 +68,9 @@ def qc_planes(moved: Volume, template: Volume) -> list[tuple[str, int, np.ndarra
     for axis, view in enumerate(VIEWS):
         for fraction in FRACTIONS:
             index = int(round(low[axis] + fraction * (high[axis] - low[axis])))
-            template_plane = _plane(reference, view, index)
+            template_plane = display_plane(reference, view, index)
             edges = canny(template_plane, sigma=sigma) & (template_plane > 0.0)
-            planes.append((view, index, _plane(fa, view, index), edges))
+            planes.append((view, index, display_plane(fa, view, index), edges))
     return planes
 
 
@@ -112,45 +114,77 @@ def qc_caption(title: str, metrics: dict | None) -> str:
             f"rotation {metrics.get('rotation_degrees', float('nan')):.1f} deg; red: template edges")
 
 
+@dataclass(frozen=True)
+class IndexColumn:
+    """One column of a QC index page: ``key`` in each entry, its header and number format."""
+
+    key: str
+    header: str
+    format: str = "{:.3f}"
+    bold: bool = False
+
+
+REGISTRATION_COLUMNS = (
+    IndexColumn("correlation_before", "corr. before"),
+    IndexColumn("correlation_after", "corr. after", bold=True),
+    IndexColumn("coverage_after", "coverage", "{:.0%}"),
+    IndexColumn("rotation_degrees", "rotation (deg)", "{:.1f}"),
+    IndexColumn("method", "method", "{}"),
+)
+
+
 def write_qc_index(path: str | os.PathLike, entries: list[dict], title: str = "Registration QC") -> Path:
-    """An HTML page listing every subject, worst correlation first.
+    """The registration QC page (``stylefa prepare --register``): every subject, worst correlation first.
 
     ``entries``: dicts with ``key``, ``correlation_before``, ``correlation_after``,
     ``coverage_after``, ``rotation_degrees``, ``method`` (the registration method), ``status`` ("ok", "ok; <caveat>" or the problem) and ``picture``
     (a path relative to the page, or None).
     """
-    from stylefa.fileio import write_text
 
     def order(entry):
         value = entry.get("correlation_after")
         return (-np.inf if value is None else value, entry["key"])
 
-    shown = lambda v, f="{:.3f}": "n/a" if v is None else f.format(v)  # noqa: E731
+    intro = ("Metric: Pearson correlation of the registered FA with the template inside the template brain "
+             "(FA &gt; 0.05) covered by the subject's field of view, before and after registration; coverage is the "
+             "fraction of the template brain the subject covers. Red outlines in the pictures are the template's "
+             "edges.")
+    return write_index(path, sorted(entries, key=order), REGISTRATION_COLUMNS, title, intro)
+
+
+def write_index(path: str | os.PathLike, entries: list[dict], columns, title: str, intro: str) -> Path:
+    """An HTML QC index, one row per subject in the order given (worst first), the one page format
+    of every stylefa QC (registration in ``prepare``, ``stylefa preprocess``).
+
+    ``entries``: dicts with ``key``, ``status`` ("ok", "ok; <caveat>" or the problem: row coloured
+    green-less / amber / red), a value for each ``IndexColumn`` (None shows "n/a") and ``picture``
+    (a path relative to the page, or None) or ``pictures`` (several). ``intro`` is HTML.
+    """
+    from stylefa.fileio import write_text
+
+    def shown(entry, column):
+        value = entry.get(column.key)
+        text = "n/a" if value is None else html.escape(column.format.format(value))
+        return f"<b>{text}</b>" if column.bold else text
+
     rows = []
-    for entry in sorted(entries, key=order):
+    for entry in entries:
         status = entry.get("status", "ok")
         row_class = "ok" if status == "ok" else "warn" if status.startswith("ok") else "bad"
-        picture = entry.get("picture")
-        image = (f'<a href="{html.escape(picture)}"><img src="{html.escape(picture)}" width="480"></a>'
-                 if picture else "")
-        rows.append(
-            f'<tr class="{row_class}"><td>{html.escape(entry["key"])}</td>'
-            f'<td>{shown(entry.get("correlation_before"))}</td><td><b>{shown(entry.get("correlation_after"))}</b></td>'
-            f'<td>{shown(entry.get("coverage_after"), "{:.0%}")}</td><td>{shown(entry.get("rotation_degrees"), "{:.1f}")}</td>'
-            f'<td>{html.escape(str(entry.get("method") or "n/a"))}</td>'
-            f'<td>{html.escape(entry.get("status", "ok"))}</td><td>{image}</td></tr>'
-        )
+        pictures = entry.get("pictures") or ([entry["picture"]] if entry.get("picture") else [])
+        images = "".join(f'<a href="{html.escape(p)}"><img src="{html.escape(p)}" width="480"></a>' for p in pictures)
+        cells = "".join(f"<td>{shown(entry, c)}</td>" for c in columns)
+        rows.append(f'<tr class="{row_class}"><td>{html.escape(entry["key"])}</td>{cells}'
+                    f'<td>{html.escape(status)}</td><td>{images}</td></tr>')
+    headers = "".join(f"<th>{html.escape(c.header)}</th>" for c in columns)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;background:#111;color:#eee}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #444;padding:4px 8px;vertical-align:middle}} tr.bad td{{background:#4a1414}} tr.warn td{{background:#4a3c14}}
 a{{color:#9cf}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>{len(entries)} subject(s), worst first. Metric: Pearson correlation of the registered FA with the template inside
-the template brain (FA &gt; 0.05) covered by the subject's field of view, before and after registration; coverage is the
-fraction of the template brain the subject covers. Red outlines in the pictures are the template's edges.</p>
-<table><tr><th>subject</th><th>corr. before</th><th>corr. after</th><th>coverage</th><th>rotation (deg)</th>
-<th>method</th><th>status</th><th>QC picture</th></tr>
+<p>{len(entries)} subject(s), worst first. {intro}</p>
+<table><tr><th>subject</th>{headers}<th>status</th><th>QC picture</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
 """

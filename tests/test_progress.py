@@ -177,3 +177,25 @@ def test_study_into_a_log(tmp_path):
                         tmp_path / "log", tmp_path)
     lines = [line for line in text.splitlines() if re.match(r"^project: \d+/4 targets, final loss .*, ETA \d+ s$", line)]
     assert [line.split(" targets")[0] for line in lines] == ["project: 2/4", "project: 4/4"]
+
+
+def test_preprocess_into_a_log(tmp_path):
+    from tests.preprocess.pipe_data import write_pair
+
+    for subject in ("sub-01", "sub-02"):
+        write_pair(tmp_path / "bids", subject=subject)
+    text = run_into_log(["preprocess", "bids", "-o", "derivs", "--no-denoise", "--no-degibbs", "--no-motion",
+                         "--no-qc", "--sdc-config", str(write_fast_sdc(tmp_path))], tmp_path / "log", tmp_path)
+    cohort = progress_lines(text, "preprocess", "subject")
+    assert cohort[0].startswith("preprocess: 1/2 subject (50%)") and cohort[-1].startswith("preprocess: 2/2 subject")
+    steps = progress_lines(text, "sub-01", "step")
+    assert steps and steps[-1].startswith("sub-01: 7/7 step (100%)"), text
+
+
+def write_fast_sdc(folder: Path) -> Path:
+    """One coarse level: the log, not the field, is under test."""
+    import json
+
+    path = folder / "sdc.json"
+    path.write_text(json.dumps({"knot_mm": [12.0], "fwhm_mm": [4.0], "bending": [0.1], "iterations": [5]}))
+    return path

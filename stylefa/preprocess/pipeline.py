@@ -200,4 +200,4 @@ def preprocess_subject(subject: SubjectInputs, output: str | Path, config: Prepr
     start = (time.perf_counter(), time.process_time())
     with progress(total=7, desc=subject.name, unit="step", leave=False) as bar:
         corrected = correct_subject(subject, config, bar)
-    return write_subject(subject, output, config, corrected, start)
+        return write_subject(subject, output, config, corrected, start, bar)

@@ -49,9 +49,10 @@ def _fit_fa(names: OutputNames, output: Path, config: PreprocessConfig) -> dict:
 
 
 def write_subject(subject: SubjectInputs, output: Path, config: PreprocessConfig, corrected,
-                  started: tuple[float, float]):
+                  started: tuple[float, float], bar=None):
     """Write every output of ``corrected``; returns the ``results.SubjectResult``. ``started``:
-    ``(time.perf_counter(), time.process_time())`` at the subject's start, for its total times."""
+    ``(time.perf_counter(), time.process_time())`` at the subject's start, for its total times;
+    ``bar``: the subject's progress bar, advanced by the tensor fit (its last step)."""
     from stylefa._version import __version__
     from stylefa.fileio import write_json
     from stylefa.preprocess.results import StepTimer, SubjectResult
@@ -82,7 +83,7 @@ def write_subject(subject: SubjectInputs, output: Path, config: PreprocessConfig
         save_transforms(corrected.transforms, names.transforms)
         write_confounds(names.confounds, _confound_rows(corrected))
         written += [names.transforms, names.confounds]
-    with StepTimer(corrected.timings, "fa", None):
+    with StepTimer(corrected.timings, "fa", bar):
         fa_qc = _fit_fa(names, output, config)
     written += [names.fa, names.fa.with_name(names.fa.name.replace(".nii.gz", ".json"))]
     qc = {**corrected.qc, "fa": fa_qc}

@@ -34,7 +34,7 @@ def add_gate_arguments(parser) -> None:
 
     parser.add_argument("--method", choices=("auto", "stylefa", "aladin", "hybrid"), default="auto",
                         help="registration: aladin = NiftyReg reg_aladin alone (the study's way); hybrid = our "
-                             "orientation search, then reg_aladin -rigOnly -noSym from that pose; stylefa = our own "
+                             "orientation search, then reg_aladin -rigOnly -noSym from that pose and a symmetric polish; stylefa = our own "
                              "(no NiftyReg needed); auto (default) = hybrid when NiftyReg is installed "
                              "(pip install 'stylefa[niftyreg]'), else stylefa")
     parser.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION, metavar="R",

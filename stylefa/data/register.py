@@ -50,12 +50,14 @@ DEFAULT_MIN_CORRELATION = 0.45
 PARTIAL_COVERAGE = 0.8
 PARTIAL_RELIEF = 0.05
 # "stylefa": our own MI search; "aladin": NiftyReg reg_aladin alone (the study's way); "hybrid": our
-# orientation search, then reg_aladin -rigOnly -noSym from that pose (stylefa.data.niftyreg).
+# orientation search, then reg_aladin -rigOnly -noSym from that pose, then a symmetric reg_aladin polish
+# from there (stylefa.data.niftyreg.polish_symmetric).
 METHODS = ("stylefa", "aladin", "hybrid")
 METHOD_DESCRIPTIONS = {
     "stylefa": "stylefa: orientation + rotation search, Mattes MI within the scan's field of view (dipy)",
     "aladin": "NiftyReg reg_aladin -rigOnly (symmetric block matching), from the image centres",
-    "hybrid": "stylefa orientation + rotation search, then NiftyReg reg_aladin -rigOnly -noSym -inaff <that pose>",
+    "hybrid": "stylefa orientation + rotation search, then NiftyReg reg_aladin -rigOnly -noSym -inaff <that pose>, "
+              "then symmetric reg_aladin -rigOnly from the result",
 }
 # Our own method's second opinion: two independent starts must land within this of each other
 # (rotation angle; RMS displacement of the template brain).
@@ -299,9 +301,9 @@ def register_rigid(moving: Volume, template: Volume, config: RegistrationConfig 
             warnings.simplefilter("ignore", UserWarning)
             start, extra["orientation_search"] = _starting_pose(static, clipped, config)
             if method == "hybrid":
-                from stylefa.data.niftyreg import run_aladin
+                from stylefa.data.niftyreg import polish_symmetric, run_aladin
 
-                matrix = run_aladin(moving, static, start=start, symmetric=False)
+                matrix = polish_symmetric(moving, static, run_aladin(moving, static, start=start, symmetric=False))
             else:
                 matrix, extra = _own_method(static, clipped, start, config, extra)
 

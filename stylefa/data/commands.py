@@ -35,10 +35,7 @@ def _register_fa(subparsers) -> None:
                                                   "median_otsu on b=0)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="output FA NIfTI (one series) or output folder (BIDS derivatives, several series)")
-    parser.add_argument("--fit-method", choices=("mrtrix", "dipy-wls"), default="mrtrix",
-                        help="mrtrix (default): weighted least squares on the measured signal + 2 reweightings, as "
-                             "MRtrix3 dwi2tensor; dipy-wls: dipy's WLS (OLS + 1 reweighting; white-matter FA lower at "
-                             "high b)")
+    add_fit_method_argument(parser)
     parser.add_argument("--mask-out", nargs="?", const=True, default=None, metavar="PATH",
                         help="also write the brain mask used: at PATH (one series) or beside each FA map "
                              "(..._desc-brain_mask.nii.gz)")
@@ -249,3 +246,13 @@ def _run_template(args: argparse.Namespace) -> None:
         print(f"downloaded {download_template()}")
         return
     print(find_template())
+
+
+def add_fit_method_argument(parser) -> None:
+    """``--fit-method`` (``stylefa fa`` and ``stylefa preprocess``): ``stylefa.data.fa.FIT_METHODS``."""
+    from stylefa.data.fa import FIT_METHODS
+
+    parser.add_argument("--fit-method", choices=FIT_METHODS, default=FIT_METHODS[0],
+                        help="mrtrix (default): weighted least squares on the measured signal + 2 reweightings, as "
+                             "MRtrix3 dwi2tensor; dipy-wls: dipy's WLS (OLS + 1 reweighting; white-matter FA lower at "
+                             "high b)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from stylefa.data.commands import add_fit_method_argument
     from stylefa.runtime import add_threads_argument
 
     parser = subparsers.add_parser(
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
                        help="fields of the SDC TopupConfig to override, as a JSON object (docs/preprocess.md)")
     steps.add_argument("--motion-config", type=Path, metavar="JSON",
                        help="fields of the MotionConfig to override, as a JSON object")
+    add_fit_method_argument(steps)
     steps.add_argument("--b0-threshold", type=float, default=50.0, help="b-values (s/mm^2) <= this are b=0 (default 50)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes for a cohort (default 1)")
     parser.add_argument("--skip-bad", action="store_true",
@@ -89,7 +91,7 @@ def _config(args: argparse.Namespace):
                             motion=not args.no_motion, qc=not args.no_qc, pe_dir=args.pe_dir,
                             reverse_pe_dir=args.reverse_pe_dir, readout_time=args.readout_time,
                             sdc_settings=_settings(args.sdc_config), motion_settings=_settings(args.motion_config),
-                            fa=FAConfig(b0_threshold=args.b0_threshold))
+                            fa=FAConfig(fit_method=args.fit_method, b0_threshold=args.b0_threshold))
 
 
 def _single_subject(args: argparse.Namespace):

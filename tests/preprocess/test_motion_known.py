@@ -92,17 +92,23 @@ def case():
 
 @pytest.fixture(scope="module")
 def estimates(case):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # The two estimations are independent: one process each (one torch thread each), side by side.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        orig = pool.submit(_estimate, case["data"], case["bvals"], case["bvecs"], case["affine"], case["mask"])
+        moved = pool.submit(_estimate, case["moved"], case["bvals"], case["bvecs_moved"], case["affine"], case["mask"])
+        return orig.result(), moved.result()
+
+
+def _estimate(data, bvals, bvecs, affine, mask):
     import torch
 
     from stylefa.preprocess.motion import MotionConfig, estimate_motion
 
     torch.set_num_threads(1)
-    config = MotionConfig()
-    orig = estimate_motion(case["data"], case["bvals"], case["bvecs"], case["affine"], case["mask"], pe=PE(),
-                           config=config, progress=lambda *_: None)
-    moved = estimate_motion(case["moved"], case["bvals"], case["bvecs_moved"], case["affine"], case["mask"], pe=PE(),
-                            config=config, progress=lambda *_: None)
-    return orig, moved
+    return estimate_motion(data, bvals, bvecs, affine, mask, pe=PE(), config=MotionConfig(), progress=None)
 
 
 def test_known_motion_recovered(case, estimates):

@@ -35,3 +35,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def without_symmetric_polish(monkeypatch):
+    """``hybrid`` registration without its two symmetric reg_aladin passes (then it is the -noSym
+    result, within ~1.5 deg / 1.9 mm RMS of reg_aladin). For tests of the orientation search, the
+    quality gate and the writers, which do not depend on the last degree and would otherwise pay two
+    reg_aladin runs per registration (~200 s of the suite). The polish itself is tested in
+    tests/data/test_niftyreg.py and tests/data/test_dwi_chain.py."""
+    from stylefa.data import niftyreg
+
+    monkeypatch.setattr(niftyreg, "polish_symmetric", lambda moving, template, matrix, **_: matrix)

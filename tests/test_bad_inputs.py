@@ -20,6 +20,9 @@ from PIL import Image
 
 from stylefa.cli import main
 
+# The symmetric reg_aladin polish is tested in test_niftyreg/test_dwi_chain; here it only costs time.
+pytestmark = pytest.mark.usefixtures("without_symmetric_polish")
+
 # ---------------------------------------------------------------- good inputs to spoil
 
 MNI_4MM = np.array([[-4.0, 0, 0, 90], [0, 4, 0, -126], [0, 0, 4, -72], [0, 0, 0, 1]])

@@ -11,6 +11,9 @@ import pytest
 from stylefa.cli import main
 from stylefa.data.fa_batch import discover_series, series_from_path
 
+# The symmetric reg_aladin polish is tested in test_niftyreg/test_dwi_chain; here it only costs time.
+pytestmark = pytest.mark.usefixtures("without_symmetric_polish")
+
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 
 

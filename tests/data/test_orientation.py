@@ -21,6 +21,9 @@ from stylefa.data.register import (
     rotation_angle_degrees,
 )
 
+# The symmetric reg_aladin polish is tested in test_niftyreg/test_dwi_chain; here it only costs time.
+pytestmark = pytest.mark.usefixtures("without_symmetric_polish")
+
 SUBJECT = ("data", "fa", "subj-tractseg_space-MNI_res-2p5mm_FA.nii.gz")
 TEMPLATE = ("data", "fa", "mni_fa_template_1p25mm.nii.gz")
 # Correctly registered real FA maps reach 0.53-0.70 at 2.5 mm (docs/data.md); this subject 0.70.

@@ -18,6 +18,9 @@ from stylefa.data.slices import SliceGrid, levels_from_indices, levels_from_rang
 from stylefa.data.subjects import discover_inputs, subject_from_path
 from stylefa.errors import InputError
 
+# The symmetric reg_aladin polish is tested in test_niftyreg/test_dwi_chain; here it only costs time.
+pytestmark = pytest.mark.usefixtures("without_symmetric_polish")
+
 SMALL = SliceGrid(levels_mm=levels_from_range(-10.0, 10.0, 3), resolution=32, fov_mm=200.0, center_mm=(0.0, 0.0))
 
 

@@ -21,6 +21,9 @@ from stylefa.data.register import (
 )
 from stylefa.errors import InputError
 
+# The symmetric reg_aladin polish is tested in test_niftyreg/test_dwi_chain; here it only costs time.
+pytestmark = pytest.mark.usefixtures("without_symmetric_polish")
+
 FA_DIR = ("data", "fa")
 
 

@@ -174,7 +174,7 @@ def test_real_cohort_dwi_to_dataset_in_two_commands(shared_dir, tmp_path, capsys
     code = main(["fa", str(bids), "-o", str(tmp_path / "derivs"), "--workers", "2"])
     assert code == 0, capsys.readouterr().err
     code = main(["prepare", str(tmp_path / "derivs"), "--register", "--template", str(template), "-o",
-                 str(tmp_path / "DS"), "--resolution", "64", "--workers", "2", "--split", "1,0,0"])
+                 str(tmp_path / "DS"), "--resolution", "64", "--split", "1,0,0"])  # in-process: no polish (above)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     meta = json.loads((tmp_path / "DS" / "dataset.json").read_text())

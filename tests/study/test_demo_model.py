@@ -47,7 +47,7 @@ def test_demo_runs_on_the_shipped_model(tmp_path, shared_dir, monkeypatch):
     monkeypatch.setenv("STYLEFA_TEMPLATE", str(shared_dir / "data" / "fa" / "mni_fa_template_1p25mm.nii.gz"))
     result = run_demo(DemoConfig(outdir=str(tmp_path / "demo"), steps=3, w_avg_samples=64, max_slices=2,
                                  subjects=1, device="cpu"))
-    assert result.report.is_file()
+    assert result.report.is_file() and (result.outdir / "lesion_metrics.csv").is_file()
     html = result.report.read_text()
     assert "demo_generator.safetensors" in html or "demo model" in html.lower()
 
@@ -61,6 +61,21 @@ def test_demo_passes_its_conditions_and_lesion_threshold_to_the_study(tmp_path, 
     monkeypatch.setattr(stylefa.study.study, "run_study", lambda config: seen.setdefault("config", config))
     run_demo(DemoConfig(outdir=str(tmp_path / "demo"), conditions="none,blur:1", lesion_threshold=0.5, device="cpu"))
     assert seen["config"].conditions == "none,blur:1" and seen["config"].lesion_threshold == 0.5
+
+
+def test_demo_passes_a_given_network_to_the_study(tmp_path, monkeypatch):
+    """The whole demo runs above (shipped model); here only that --network reaches the study."""
+    import stylefa.data.cohort
+    import stylefa.study.inputs
+    import stylefa.study.study
+
+    seen = {}
+    monkeypatch.setattr(stylefa.data.cohort, "make_cohort", lambda out, config: [tmp_path / f"{config.seed}.nii.gz"])
+    monkeypatch.setattr(stylefa.study.study, "run_study", lambda config: seen.setdefault("config", config))
+    monkeypatch.setattr(stylefa.study.inputs, "check_network", lambda path: seen.setdefault("checked", path))
+    run_demo(DemoConfig(outdir=str(tmp_path / "demo"), network=str(tmp_path / "G.safetensors"), device="cpu"))
+    assert seen["checked"] == str(tmp_path / "G.safetensors")
+    assert seen["config"].network == str(tmp_path / "G.safetensors")
 
 
 def test_demo_refuses_an_unknown_condition_before_writing(tmp_path, capsys):

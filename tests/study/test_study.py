@@ -247,16 +247,6 @@ def test_demo_without_model_fails_clearly(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.slow
-def test_demo_runs_with_a_given_network(inputs, tmp_path, shared_dir, monkeypatch):
-    from stylefa.study.demo import DemoConfig, run_demo
-
-    monkeypatch.setenv("STYLEFA_TEMPLATE", str(shared_dir / "data" / "fa" / "mni_fa_template_1p25mm.nii.gz"))
-    result = run_demo(DemoConfig(outdir=str(tmp_path / "demo"), network=str(inputs / "G.safetensors"), steps=2,
-                                 w_avg_samples=64, perceptual="mse", max_slices=2))
-    assert result.report.is_file() and (result.outdir / "lesion_metrics.csv").is_file()
-
-
 def test_nifti_study_cuts_slices_like_the_training_data(inputs, tmp_path):
     from stylefa.study.inputs import TRAINING_ORIGIN
 

@@ -7,6 +7,7 @@ every step of these tiny runs writes its line."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -180,22 +181,15 @@ def test_study_into_a_log(tmp_path):
 
 
 def test_preprocess_into_a_log(tmp_path):
-    from tests.preprocess.pipe_data import write_pair
+    from tests.preprocess.pipe_data import FAST_SDC, write_pair
 
+    (tmp_path / "sdc.json").write_text(json.dumps(FAST_SDC))
     for subject in ("sub-01", "sub-02"):
         write_pair(tmp_path / "bids", subject=subject)
     text = run_into_log(["preprocess", "bids", "-o", "derivs", "--no-denoise", "--no-degibbs", "--no-motion",
-                         "--no-qc", "--sdc-config", str(write_fast_sdc(tmp_path))], tmp_path / "log", tmp_path)
+                         "--no-qc", "--sdc-config", "sdc.json"], tmp_path / "log", tmp_path)
     cohort = progress_lines(text, "preprocess", "subject")
     assert cohort[0].startswith("preprocess: 1/2 subject (50%)") and cohort[-1].startswith("preprocess: 2/2 subject")
     steps = progress_lines(text, "sub-01", "step")
     assert steps and steps[-1].startswith("sub-01: 7/7 step (100%)"), text
 
-
-def write_fast_sdc(folder: Path) -> Path:
-    """One coarse level: the log, not the field, is under test."""
-    import json
-
-    path = folder / "sdc.json"
-    path.write_text(json.dumps({"knot_mm": [12.0], "fwhm_mm": [4.0], "bending": [0.1], "iterations": [5]}))
-    return path

@@ -30,9 +30,9 @@ def print_discovery(command: str, discovery) -> None:
 
 def add_gate_arguments(parser) -> None:
     """``--min-correlation`` and ``--method`` (shared by ``register`` and ``prepare``)."""
-    from stylefa.data.register import DEFAULT_MIN_CORRELATION
+    from stylefa.data.register import DEFAULT_MIN_CORRELATION, METHODS
 
-    parser.add_argument("--method", choices=("auto", "stylefa", "aladin", "hybrid"), default="auto",
+    parser.add_argument("--method", choices=("auto",) + METHODS, default="auto",
                         help="registration: aladin = NiftyReg reg_aladin alone (the study's way); hybrid = our "
                              "orientation search, then reg_aladin -rigOnly -noSym from that pose and a symmetric polish; stylefa = our own "
                              "(no NiftyReg needed); auto (default) = hybrid when NiftyReg is installed "

@@ -45,6 +45,14 @@ def denoise_mppca(data: np.ndarray, patch_radius: int = 2) -> tuple[np.ndarray, 
 GIBBS_CHUNK_VALUES = 1 << 18  # values per call of dipy's 1-D search (~1 MB float32)
 
 
+def _search_lines(slices: np.ndarray, n_points: int) -> np.ndarray:
+    """dipy's 1-D sub-voxel-shift search along the last axis of ``slices`` (K, A, B), every line at once."""
+    from dipy.denoise.gibbs import _gibbs_removal_1d
+
+    lines = np.ascontiguousarray(slices).reshape(-1, slices.shape[-1])
+    return _gibbs_removal_1d(lines, axis=1, n_points=n_points).reshape(slices.shape)
+
+
 def remove_gibbs(data: np.ndarray, slice_axis: int = 2, n_points: int = 3) -> np.ndarray:
     """Gibbs ringing removed from ``data`` (X, Y, Z[, N]) float32, in the planes across ``slice_axis``.
 
@@ -53,7 +61,7 @@ def remove_gibbs(data: np.ndarray, slice_axis: int = 2, n_points: int = 3) -> np
     independent, so here all slices of all volumes go through dipy's own 1-D search at once (one
     large array per direction), then are combined with dipy's k-space weights, as it does per slice.
     """
-    from dipy.denoise.gibbs import _gibbs_removal_1d, _weights
+    from dipy.denoise.gibbs import _weights
     from scipy import fft
 
     array = np.asarray(data, dtype=np.float32)
@@ -69,11 +77,8 @@ def remove_gibbs(data: np.ndarray, slice_axis: int = 2, n_points: int = 3) -> np
     step = max(1, GIBBS_CHUNK_VALUES // (a * b))
     for start in range(0, m, step):
         part = stack[start:start + step]
-        k = part.shape[0]
-        along_b[start:start + k] = _gibbs_removal_1d(part.reshape(k * a, b), axis=1,
-                                                     n_points=n_points).reshape(k, a, b)
-        along_a[start:start + k] = _gibbs_removal_1d(np.ascontiguousarray(part.transpose(0, 2, 1)).reshape(k * b, a),
-                                                     axis=1, n_points=n_points).reshape(k, b, a).transpose(0, 2, 1)
+        along_b[start:start + step] = _search_lines(part, n_points)
+        along_a[start:start + step] = _search_lines(part.transpose(0, 2, 1), n_points).transpose(0, 2, 1)
     g0, g1 = _weights((a, b))
     axes = (1, 2)
     spectrum = (fft.fftshift(fft.fft2(along_b, axes=axes), axes=axes) * g1

@@ -11,6 +11,9 @@ import numpy as np
 
 AFFINE = np.array([[-2.0, 0, 0, 16], [0, 2, 0, -16], [0, 0, 2, -8], [0, 0, 0, 1]])
 BVALS = np.array([0, 1000, 1000, 1000, 1000, 1000, 1000, 1000], float)
+# One coarse SDC level and a short motion search: for tests of the pipeline's plumbing, not its accuracy.
+FAST_SDC = {"knot_mm": [12.0], "fwhm_mm": [2.0], "bending": [1e-3], "iterations": [4]}
+FAST_MOTION = {"rounds": 1, "max_iter": 4, "smoothing": [0.0]}
 BVECS = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.7071, 0.7071, 0], [0.7071, 0, 0.7071],
                   [0, 0.7071, 0.7071], [0.577, 0.577, 0.577]], float)
 

@@ -11,10 +11,8 @@ from stylefa.preprocess.bids import discover_subjects
 from stylefa.preprocess.config import PreprocessConfig
 from stylefa.preprocess.outputs import finished
 from stylefa.preprocess.pipeline import SDCSkippedWarning, preprocess_subject
-from tests.preprocess.pipe_data import BVALS, write_pair
+from tests.preprocess.pipe_data import BVALS, FAST_MOTION, FAST_SDC, write_pair
 
-FAST_SDC = {"knot_mm": [12.0], "fwhm_mm": [2.0], "bending": [1e-3], "iterations": [4]}
-FAST_MOTION = {"rounds": 1, "max_iter": 4, "smoothing": [0.0]}
 
 
 def _config(**changes) -> PreprocessConfig:
